@@ -1,0 +1,215 @@
+"""JUnit XML for CI (Jenkins xUnit, GitLab, GitHub test reporters), valid against junit-10.xsd.
+
+Layout: one ``<testsuites>`` root (``name="grader"``, ``tests``, ``failures``, ``errors``, ``time``)
+with one ``<testsuite>`` per graded (exercise, namespace):
+
+* testsuite ``name`` = ``<exercise>@<namespace>``, ``package`` = ``<exercise>``, ``id`` = index
+  in the report, plus ``tests``, ``failures``, ``errors``, ``skipped="0"``, ``time``,
+  ``timestamp`` (ISO 8601, no timezone) and ``hostname``;
+* testcase ``classname`` = ``<exercise>.<namespace>`` (Jenkins shows the part before the last
+  dot as the package, so results group by exercise, then namespace), ``name`` =
+  ``<check_id>: <title in lang>``, ``time`` in seconds with at most 3 decimals;
+* a failed check has ``<failure type="CheckFailed" message="...">`` whose text holds the full
+  message, hint and command; a check that could not be evaluated has
+  ``<error type="InfraError" message="...">``. Hidden checks are included (JUnit is for
+  instructors and CI, not students).
+
+Suite ``<properties>`` (numbers print as 7, not 7.0; 2.5 stays 2.5):
+``exercise``, ``namespace``, ``score``, ``max_score``, and per check
+``check.<check_id>.earned``, ``check.<check_id>.max``, ``check.<check_id>.outcome``
+(passed/failed/error) and ``check.<check_id>.visibility`` (visible/hidden/after_due_date).
+
+When ``ExerciseResult.error`` is set (the namespace could not be graded), every check that did
+not pass is reported as an ``<error>`` carrying that message, and ``check.*.outcome`` says
+``error``: earned points are 0 either way, so the score is unchanged, and keeping one testcase
+per check keeps each check's history in Jenkins instead of replacing it with a different test.
+If no check carries the error (e.g. the exercise has no checks), one extra testcase named
+``(namespace): could not be graded`` holds it.
+
+Why not junit-xml 1.9: it writes a ``disabled`` attribute that this xsd rejects on both
+``testsuites`` and ``testsuite``, prints suite times as raw float sums
+(``time="0.30000000000000004"`` fails the SUREFIRE_TIME pattern), and its XML-character
+cleanup runs after minidom parsing, so U+FFFE in a message raises instead of being dropped. A
+wrapper would have to post-process its output, which is more code than building the tree with
+``xml.etree.ElementTree`` (stdlib, escapes ``&``, ``<``, ``>`` and quotes itself), so we use
+ElementTree and clean every string with ``i18n.clean`` first.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import xml.etree.ElementTree as ET
+from datetime import datetime
+
+from .i18n import Text, clean
+from .reports import effective_outcome, format_number, write_atomic
+from .results import CheckResult, ExerciseResult, Outcome
+
+__all__ = ["render_junit", "write_junit"]
+
+ATTR_LIMIT = 300          # characters in any attribute (messages, names)
+BODY_LIMIT = 64 * 1024    # UTF-8 bytes in a failure/error body
+
+_LABELS = {
+    "hint": Text("ヒント:", "Hint:"),
+    "try": Text("確認コマンド:", "Try:"),
+    "infra": Text(
+        "採点できませんでした (学生のミスではありません)",
+        "Could not be checked (not the student's fault)",
+    ),
+    "ns": Text("このネームスペースは採点できませんでした", "The namespace could not be graded"),
+}
+
+
+def _attr(s: str, limit: int = ATTR_LIMIT) -> str:
+    """One line, no XML-forbidden characters, bounded: safe for any attribute value."""
+    s = " ".join(clean(s).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _body(s: str) -> str:
+    """Multi-line text, cleaned and bounded in bytes (cut on a character boundary)."""
+    s = clean(s).replace("\r\n", "\n").replace("\r", "\n")
+    raw = s.encode("utf-8")
+    if len(raw) <= BODY_LIMIT:
+        return s
+    return raw[: BODY_LIMIT - 16].decode("utf-8", "ignore") + "\n…(truncated)"
+
+
+def _time(seconds: float) -> str:
+    """SUREFIRE_TIME: digits, optional '.', at most 3 decimals; never negative or exponent."""
+    if not math.isfinite(seconds) or seconds < 0:
+        seconds = 0.0
+    return f"{seconds:.3f}"
+
+
+def _suite_time(r: ExerciseResult) -> float:
+    return r.duration if r.duration > 0 else sum(max(c.duration, 0.0) for c in r.checks)
+
+
+def _failure_body(c: CheckResult, lang: str) -> str:
+    parts: list[str] = []
+    if c.message is not None:
+        parts.append(c.message.get(lang))
+    if c.hint is not None:
+        parts.append(f"{_LABELS['hint'].get(lang)} {c.hint.get(lang)}")
+    if c.command:
+        parts.append(f"{_LABELS['try'].get(lang)} {c.command}")
+    return "\n".join(parts)
+
+
+def _error_body(r: ExerciseResult, c: CheckResult | None, lang: str) -> str:
+    parts = [_LABELS["infra"].get(lang)]
+    if r.error is not None:
+        parts.append(r.error.get(lang))
+    if c is not None and c.message is not None:
+        parts.append(c.message.get(lang))
+    if c is not None and c.command:
+        parts.append(f"{_LABELS['try'].get(lang)} {c.command}")
+    return "\n".join(parts)
+
+
+def _error_message(r: ExerciseResult, c: CheckResult | None, lang: str) -> str:
+    if r.error is not None:
+        return r.error.get(lang)
+    if c is not None and c.message is not None:
+        return c.message.get(lang)
+    return _LABELS["infra"].get(lang)
+
+
+def _suite(r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: str) -> ET.Element:
+    outcomes = [(c, effective_outcome(r, c)) for c in r.checks]
+    failures = sum(1 for _, o in outcomes if o is Outcome.FAILED)
+    errors = sum(1 for _, o in outcomes if o is Outcome.ERROR)
+    orphan_error = r.error is not None and errors == 0
+    tests = len(outcomes) + (1 if orphan_error else 0)
+    errors += 1 if orphan_error else 0
+
+    exercise, namespace = _attr(r.exercise_id), _attr(r.namespace)
+    suite = ET.Element("testsuite", {
+        "name": f"{exercise}@{namespace}",
+        "tests": str(tests),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": "0",
+        "time": _time(_suite_time(r)),
+        "timestamp": timestamp,
+        "hostname": hostname,
+        "id": str(index),
+        "package": exercise,
+    })
+
+    props = ET.SubElement(suite, "properties")
+
+    def prop(name: str, value: str) -> None:
+        ET.SubElement(props, "property", {"name": _attr(name), "value": _attr(value)})
+
+    prop("exercise", r.exercise_id)
+    prop("namespace", r.namespace)
+    prop("score", format_number(r.score))
+    prop("max_score", format_number(r.max_score))
+    for c, outcome in outcomes:
+        key = f"check.{c.check_id}"
+        prop(f"{key}.earned", format_number(c.earned))
+        prop(f"{key}.max", format_number(c.points))
+        prop(f"{key}.outcome", outcome.value)
+        prop(f"{key}.visibility", c.visibility.value)
+
+    classname = f"{exercise}.{namespace}"
+    for c, outcome in outcomes:
+        case = ET.SubElement(suite, "testcase", {
+            "name": _attr(f"{c.check_id}: {c.title.get(lang)}"),
+            "classname": classname,
+            "time": _time(c.duration),
+        })
+        if outcome is Outcome.FAILED:
+            message = c.message.get(lang) if c.message is not None else c.title.get(lang)
+            el = ET.SubElement(case, "failure", {"message": _attr(message), "type": "CheckFailed"})
+            el.text = _body(_failure_body(c, lang))
+        elif outcome is Outcome.ERROR:
+            el = ET.SubElement(
+                case, "error", {"message": _attr(_error_message(r, c, lang)), "type": "InfraError"}
+            )
+            el.text = _body(_error_body(r, c, lang))
+    if orphan_error:
+        case = ET.SubElement(suite, "testcase", {
+            "name": _attr(f"({namespace}): {_LABELS['ns'].get(lang)}"),
+            "classname": classname,
+            "time": _time(0.0),
+        })
+        el = ET.SubElement(
+            case, "error", {"message": _attr(_error_message(r, None, lang)), "type": "InfraError"}
+        )
+        el.text = _body(_error_body(r, None, lang))
+    return suite
+
+
+def render_junit(
+    results: list[ExerciseResult],
+    lang: str = "en",
+    *,
+    timestamp: datetime | None = None,
+    hostname: str | None = None,
+) -> bytes:
+    """UTF-8 JUnit XML with declaration; ``timestamp``/``hostname`` are injectable for tests."""
+    stamp = (timestamp or datetime.now()).replace(tzinfo=None, microsecond=0).isoformat()
+    host = _attr(hostname if hostname is not None else socket.gethostname(), 255)
+    suites = [_suite(r, i, lang, stamp, host) for i, r in enumerate(results)]
+    root = ET.Element("testsuites", {
+        "name": "grader",
+        "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
+        "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
+        "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
+        "time": _time(sum(_suite_time(r) for r in results)),
+    })
+    root.extend(suites)
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit(
+    path: str | os.PathLike[str], results: list[ExerciseResult], lang: str = "en"
+) -> None:
+    """Write the report atomically, so CI never parses a half-written file."""
+    write_atomic(path, render_junit(results, lang))

@@ -1,0 +1,395 @@
+"""Renderers of the results model: console, ``--json``, gradebook CSV and Gradescope JSON.
+
+None of them computes a score: each reads ``ExerciseResult.score``/``max_score`` and
+``CheckResult.earned``/``points`` so every report agrees. The only arithmetic here is adding up
+model scores across exercises for a grand total. Student-controlled text (namespace names, labels,
+page bodies inside messages) goes through ``i18n.clean`` before it reaches a terminal or a file.
+
+``to_json`` (``grade --json``) returns::
+
+    {"results": [{"exercise": str, "title": {"ja", "en"}, "namespace": str,
+                  "score": num, "max_score": num, "error": {"ja", "en"} | null,
+                  "checks": [{"id": str, "title": {"ja", "en"}, "points": num, "earned": num,
+                              "outcome": "passed" | "failed" | "error",
+                              "message": {"ja", "en"} | null, "hint": {"ja", "en"} | null,
+                              "command": str | null,
+                              "visibility": "visible" | "hidden" | "after_due_date",
+                              "attempts": int, "duration": seconds}]}],
+     "score": num, "max_score": num, "lang": "ja" | "en"}
+
+Numbers are ints when whole (7, not 7.0). ``outcome`` there is the model's own outcome; the
+other renderers show a non-passed check of an exercise whose ``error`` is set as an error (see
+``effective_outcome``), because a namespace the grader could not read says nothing about the
+student's work.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .i18n import Text, clean
+from .results import CheckResult, ExerciseResult, Outcome, Visibility
+
+__all__ = [
+    "effective_outcome",
+    "format_number",
+    "gradebook_csv",
+    "gradescope_json",
+    "render_console",
+    "to_json",
+    "write_atomic",
+]
+
+_GREEN, _RED, _YELLOW, _BOLD, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[0m"
+_TAGS = {Outcome.PASSED: ("PASS", _GREEN), Outcome.FAILED: ("FAIL", _RED), Outcome.ERROR: ("ERROR", _YELLOW)}
+
+_L = {
+    "namespace": Text("ネームスペース", "namespace"),
+    "hint": Text("ヒント:", "Hint:"),
+    "try": Text("確認コマンド:", "Try:"),
+    "could_not": Text(
+        "採点できませんでした (学生のミスではありません)",
+        "could not be checked (not your fault; not counted as a mistake)",
+    ),
+    "ns_error": Text(
+        "このネームスペースは採点できませんでした (学生のミスではありません):",
+        "This namespace could not be graded (not your fault):",
+    ),
+    "score": Text("得点", "Score"),
+    "total": Text("合計", "Total"),
+    "errors": Text("採点できなかったチェック: {n} 件", "{n} check(s) could not be checked"),
+    "hidden": Text("非表示のチェック {n} 件は表示していません", "{n} hidden check(s) not shown"),
+}
+
+# Leading characters that make Excel/LibreOffice/Sheets treat a CSV cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- shared helpers --------------------------------------------------------------------------
+def format_number(x: float) -> str:
+    """Points as people write them: 7 not 7.0, 2.5 stays 2.5, 0.1+0.2 prints 0.3."""
+    if not math.isfinite(x):
+        return "0"
+    if x == int(x):
+        return str(int(x)) if x != 0 else "0"
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
+def _json_number(x: float) -> int | float:
+    """A JSON number without float noise; ints stay ints so consumers see 7, not 7.0."""
+    if not math.isfinite(x):
+        return 0
+    return int(x) if x == int(x) else round(x, 6)
+
+
+def effective_outcome(result: ExerciseResult, check: CheckResult) -> Outcome:
+    """The outcome a report shows: under a namespace error, anything not passed is an error.
+
+    Earned points are the same either way (0), so this never changes a score; it only keeps a
+    permission or connectivity problem from reading as the student's failure.
+    """
+    if result.error is not None and check.outcome is not Outcome.PASSED:
+        return Outcome.ERROR
+    return check.outcome
+
+
+def _text(value: Text | None, lang: str) -> str | None:
+    return None if value is None else clean(value.get(lang))
+
+
+def _one_line(s: str) -> str:
+    return " ".join(clean(s).split())
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` so a reader (Jenkins, an LMS upload) never sees a half-written report.
+
+    Temp file in the same directory (same filesystem, so ``os.replace`` is atomic), fsync, then
+    replace; the directory is fsynced too so the rename survives a crash. An existing file's mode
+    is kept; a new one gets 0644 instead of ``mkstemp``'s 0600.
+    """
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# --- console ---------------------------------------------------------------------------------
+def _indent(s: str, prefix: str) -> list[str]:
+    return [prefix + line for line in clean(s).replace("\r", "").split("\n") if line.strip()]
+
+
+def _check_lines(
+    r: ExerciseResult, c: CheckResult, lang: str, color: bool, show_hints: bool
+) -> list[str]:
+    outcome = effective_outcome(r, c)
+    tag, col = _TAGS[outcome]
+    shown = f"{tag:<5}"
+    if color:
+        shown = f"{col}{shown}{_RESET}"
+    points = f"[{format_number(c.earned)}/{format_number(c.points)}]"
+    lines = [f"  {shown} {points} {_one_line(c.title.get(lang))}"]
+    pad = " " * 8
+    if outcome is Outcome.ERROR:
+        lines.append(pad + _L["could_not"].get(lang))
+        if c.message is not None:
+            lines += _indent(c.message.get(lang), pad)
+    elif outcome is Outcome.FAILED:
+        if c.message is not None:
+            lines += _indent(c.message.get(lang), pad)
+        if show_hints and c.hint is not None:
+            lines.append(f"{pad}{_L['hint'].get(lang)} {_one_line(c.hint.get(lang))}")
+        if c.command:
+            lines.append(f"{pad}{_L['try'].get(lang)} {_one_line(c.command)}")
+    return lines
+
+
+def render_console(
+    results: list[ExerciseResult],
+    lang: str,
+    color: bool,
+    show_hints: bool = True,
+    include_hidden: bool = False,
+) -> str:
+    """Human report; hidden checks are left out unless ``include_hidden`` (batch runs).
+
+    PASS/FAIL/ERROR tags stay English in both languages so they are greppable; everything else
+    is in ``lang``. The score line is the model's score, hidden checks included.
+    """
+    out: list[str] = []
+    for r in results:
+        header = (
+            f"== {_one_line(r.exercise_id)}: {_one_line(r.title.get(lang))} "
+            f"({_L['namespace'].get(lang)}: {_one_line(r.namespace)}) =="
+        )
+        out.append(f"{_BOLD}{header}{_RESET}" if color else header)
+        if r.error is not None:
+            banner = f"!! {_L['ns_error'].get(lang)}"
+            out.append(f"{_YELLOW}{_BOLD}{banner}{_RESET}" if color else banner)
+            out += _indent(r.error.get(lang), "   ")
+        hidden = 0
+        errors = 0
+        for c in r.checks:
+            if c.visibility is Visibility.HIDDEN and not include_hidden:
+                hidden += 1
+                continue
+            if effective_outcome(r, c) is Outcome.ERROR:
+                errors += 1
+            out += _check_lines(r, c, lang, color, show_hints)
+        if hidden:
+            out.append("  " + _L["hidden"].get(lang).format(n=hidden))
+        total = f"{_L['score'].get(lang)}: {format_number(r.score)}/{format_number(r.max_score)}"
+        if errors:
+            total += "  (" + _L["errors"].get(lang).format(n=errors) + ")"
+        out.append(total)
+        out.append("")
+    if len(results) > 1:
+        score = sum(r.score for r in results)
+        max_score = sum(r.max_score for r in results)
+        out.append(f"{_L['total'].get(lang)}: {format_number(score)}/{format_number(max_score)}")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --- --json ----------------------------------------------------------------------------------
+def _text_dict(value: Text | None) -> dict[str, str] | None:
+    return None if value is None else {"ja": clean(value.ja), "en": clean(value.en)}
+
+
+def to_json(results: list[ExerciseResult], lang: str) -> dict[str, Any]:
+    """The ``grade --json`` document (shape in the module docstring); both languages always."""
+    return {
+        "results": [
+            {
+                "exercise": clean(r.exercise_id),
+                "title": _text_dict(r.title),
+                "namespace": clean(r.namespace),
+                "score": _json_number(r.score),
+                "max_score": _json_number(r.max_score),
+                "error": _text_dict(r.error),
+                "checks": [
+                    {
+                        "id": clean(c.check_id),
+                        "title": _text_dict(c.title),
+                        "points": _json_number(c.points),
+                        "earned": _json_number(c.earned),
+                        "outcome": c.outcome.value,
+                        "message": _text_dict(c.message),
+                        "hint": _text_dict(c.hint),
+                        "command": None if c.command is None else clean(c.command),
+                        "visibility": c.visibility.value,
+                        "attempts": c.attempts,
+                        "duration": round(c.duration, 3),
+                    }
+                    for c in r.checks
+                ],
+            }
+            for r in results
+        ],
+        "score": _json_number(sum(r.score for r in results)),
+        "max_score": _json_number(sum(r.max_score for r in results)),
+        "lang": lang,
+    }
+
+
+# --- gradebook CSV ---------------------------------------------------------------------------
+def _cell(s: str) -> str:
+    """Neutralise CSV/formula injection: a student could name a namespace ``=HYPERLINK(...)``."""
+    s = clean(s)
+    return "'" + s if s.startswith(_FORMULA_START) else s
+
+
+def _has_error(r: ExerciseResult) -> bool:
+    return r.error is not None or any(c.outcome is Outcome.ERROR for c in r.checks)
+
+
+def gradebook_csv(results: list[ExerciseResult]) -> str:
+    """One row per namespace for an LMS grade import.
+
+    Columns: ``namespace``, one per exercise (in first-seen order; the cell is that exercise's
+    score), ``total``, ``errors``. The first column is the namespace, not a student: the
+    instructor maps namespace -> student. Moodle (Grades > Import > CSV file) reads the header
+    row and asks under "Identify user by" which CSV column ("Map from") matches which user field
+    ("Map to": username, email or ID number), so name namespaces after usernames or add that
+    column; each exercise column is then mapped to a grade item. Canvas (Grades > Import) needs
+    its own identifier columns (Student, ID, SIS User ID, SIS Login ID, Section); join this file
+    onto a Canvas gradebook export on namespace and keep Canvas' columns first.
+
+    Empty cells mean "no grade", not zero: an exercise not graded for a namespace, and an
+    exercise with any error (namespace error or a check that could not be checked) because its
+    score would understate the student's work. Both Moodle and Canvas skip empty cells on import
+    instead of overwriting a grade with 0. ``errors`` lists the exercise ids that errored
+    (space-separated) so the instructor re-runs them; ``total`` is the sum of the exercise
+    scores and is empty whenever ``errors`` is not. If one (namespace, exercise) appears twice,
+    the later result wins (a re-run).
+    """
+    exercises: dict[str, None] = {}
+    rows: dict[str, dict[str, ExerciseResult]] = {}
+    for r in results:
+        exercises.setdefault(r.exercise_id, None)
+        rows.setdefault(r.namespace, {})[r.exercise_id] = r
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(["namespace", *(_cell(e) for e in exercises), "total", "errors"])
+    for namespace, graded in rows.items():
+        cells: list[str] = []
+        errored: list[str] = []
+        for ex in exercises:
+            r = graded.get(ex)
+            if r is None:
+                cells.append("")
+            elif _has_error(r):
+                cells.append("")
+                errored.append(ex)
+            else:
+                cells.append(format_number(r.score))
+        total = "" if errored else format_number(sum(r.score for r in graded.values()))
+        writer.writerow([_cell(namespace), *cells, total, _cell(" ".join(errored))])
+    return buf.getvalue()
+
+
+# --- Gradescope ------------------------------------------------------------------------------
+def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
+    outcome = effective_outcome(r, c)
+    parts: list[str] = []
+    if outcome is Outcome.ERROR:
+        parts.append("ERROR: " + _L["could_not"].get(lang))
+        if r.error is not None:
+            parts.append(clean(r.error.get(lang)))
+        if c.message is not None:
+            parts.append(clean(c.message.get(lang)))
+    elif outcome is Outcome.FAILED:
+        if c.message is not None:
+            parts.append(clean(c.message.get(lang)))
+        if c.hint is not None:
+            parts.append(f"{_L['hint'].get(lang)} {clean(c.hint.get(lang))}")
+        if c.command:
+            parts.append(f"{_L['try'].get(lang)} {clean(c.command)}")
+    return "\n".join(parts)
+
+
+def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) -> dict[str, Any]:
+    """Gradescope autograder ``results.json`` (gradescope-autograders.readthedocs.io, specs).
+
+    Gradescope's per-test ``status`` knows only passed/failed, so an error is ``failed`` with
+    score 0, ``output`` starting with an ``ERROR:`` line, tag ``"error"`` and
+    ``extra_data.outcome == "error"``. A namespace error with no checks becomes one 0/0 test so
+    the student still sees it. Test names are ``<exercise> <check_id>: <title>``.
+    """
+    results = result if isinstance(result, list) else [result]
+    tests: list[dict[str, Any]] = []
+    for r in results:
+        for c in r.checks:
+            outcome = effective_outcome(r, c)
+            tests.append({
+                "name": f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: "
+                        f"{_one_line(c.title.get(lang))}",
+                "score": _json_number(c.earned),
+                "max_score": _json_number(c.points),
+                "status": "passed" if outcome is Outcome.PASSED else "failed",
+                "output": _gradescope_output(r, c, lang),
+                "visibility": c.visibility.value,
+                "tags": [outcome.value],
+                "extra_data": {
+                    "outcome": outcome.value,
+                    "exercise": clean(r.exercise_id),
+                    "namespace": clean(r.namespace),
+                    "check_id": clean(c.check_id),
+                    "attempts": c.attempts,
+                },
+            })
+        if r.error is not None and not r.checks:
+            tests.append({
+                "name": f"{_one_line(r.exercise_id)}: {_L['ns_error'].get(lang).rstrip(':')}",
+                "score": 0,
+                "max_score": 0,
+                "status": "failed",
+                "output": "ERROR: " + clean(r.error.get(lang)),
+                "visibility": Visibility.VISIBLE.value,
+                "tags": [Outcome.ERROR.value],
+                "extra_data": {"outcome": Outcome.ERROR.value, "exercise": clean(r.exercise_id),
+                               "namespace": clean(r.namespace)},
+            })
+    errors = [r for r in results if r.error is not None]
+    doc: dict[str, Any] = {
+        "score": _json_number(sum(r.score for r in results)),
+        "execution_time": round(sum(r.duration for r in results), 3),
+        "tests": tests,
+    }
+    if errors:
+        doc["output"] = "\n".join(
+            f"ERROR: {_one_line(r.exercise_id)}: {clean(r.error.get(lang))}"
+            for r in errors if r.error is not None
+        )
+    return doc
