@@ -24,7 +24,8 @@ not pass is reported as an ``<error>`` carrying that message, and ``check.*.outc
 ``error``: earned points are 0 either way, so the score is unchanged, and keeping one testcase
 per check keeps each check's history in Jenkins instead of replacing it with a different test.
 If no check carries the error (e.g. the exercise has no checks), one extra testcase named
-``(namespace): could not be graded`` holds it.
+``(namespace): The namespace could not be graded`` (literal ``(namespace)``, so it never collides
+with a check id and keeps one name across namespaces) holds it.
 
 Why not junit-xml 1.9: it writes a ``disabled`` attribute that this xsd rejects on both
 ``testsuites`` and ``testsuite``, prints suite times as raw float sums
@@ -126,9 +127,9 @@ def _suite(r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: s
     tests = len(outcomes) + (1 if orphan_error else 0)
     errors += 1 if orphan_error else 0
 
-    exercise, namespace = _attr(r.exercise_id), _attr(r.namespace)
+    exercise = _attr(r.exercise_id)
     suite = ET.Element("testsuite", {
-        "name": f"{exercise}@{namespace}",
+        "name": _attr(f"{r.exercise_id}@{r.namespace}"),
         "tests": str(tests),
         "failures": str(failures),
         "errors": str(errors),
@@ -156,7 +157,7 @@ def _suite(r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: s
         prop(f"{key}.outcome", outcome.value)
         prop(f"{key}.visibility", c.visibility.value)
 
-    classname = f"{exercise}.{namespace}"
+    classname = _attr(f"{r.exercise_id}.{r.namespace}")
     for c, outcome in outcomes:
         case = ET.SubElement(suite, "testcase", {
             "name": _attr(f"{c.check_id}: {c.title.get(lang)}"),
@@ -174,7 +175,7 @@ def _suite(r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: s
             el.text = _body(_error_body(r, c, lang))
     if orphan_error:
         case = ET.SubElement(suite, "testcase", {
-            "name": _attr(f"({namespace}): {_LABELS['ns'].get(lang)}"),
+            "name": _attr(f"(namespace): {_LABELS['ns'].get(lang)}"),
             "classname": classname,
             "time": _time(0.0),
         })

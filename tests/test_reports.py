@@ -1,0 +1,223 @@
+"""Console, --json, gradebook CSV and Gradescope renderers read the model's scores faithfully."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from grader.i18n import Text
+from grader.reports import (
+    format_number,
+    gradebook_csv,
+    gradescope_json,
+    render_console,
+    to_json,
+    write_atomic,
+)
+from grader.results import CheckResult, ExerciseResult, Outcome, Visibility
+
+
+def check(cid: str, outcome: Outcome, points: float = 1, **kw) -> CheckResult:
+    return CheckResult(cid, Text(f"{cid}の題", f"{cid} title"), points, outcome, **kw)
+
+
+def alice() -> ExerciseResult:
+    return ExerciseResult("ex3", Text("ハロー演習", "Hello exercise"), "alice", [
+        check("deploy", Outcome.PASSED, 2),
+        check("svc", Outcome.FAILED, 3,
+              message=Text("セレクタが一致しません", "selector does not match"),
+              hint=Text("ラベルを確認", "check the labels"), command="oc get svc hello -n alice"),
+        check("route", Outcome.ERROR, 1, message=Text("403 禁止", "403 forbidden")),
+        check("secret", Outcome.PASSED, 2.5, visibility=Visibility.HIDDEN),
+        check("later", Outcome.PASSED, 1.5, visibility=Visibility.AFTER_DUE_DATE),
+    ], duration=1.25)
+
+
+def bob_ok() -> ExerciseResult:
+    return ExerciseResult("ex3", Text("ハロー演習", "Hello exercise"), "bob", [
+        check("deploy", Outcome.PASSED, 2), check("svc", Outcome.PASSED, 3)])
+
+
+def carol_error() -> ExerciseResult:
+    return ExerciseResult("ex3", Text("ハロー演習", "Hello exercise"), "carol", [
+        check("deploy", Outcome.FAILED, 2)], error=Text("読めません", "cannot read namespace"))
+
+
+def test_format_number() -> None:
+    assert format_number(7.0) == "7"
+    assert format_number(2.5) == "2.5"
+    assert format_number(0.1 + 0.2) == "0.3"
+    assert format_number(0) == "0"
+    assert format_number(float("nan")) == "0"
+
+
+# --- console ---------------------------------------------------------------------------------
+def test_console_english_plain() -> None:
+    out = render_console([alice()], "en", color=False)
+    lines = out.splitlines()
+    assert lines[0] == "== ex3: Hello exercise (namespace: alice) =="
+    assert "  PASS  [2/2] deploy title" in lines
+    assert "  FAIL  [0/3] svc title" in lines
+    assert "  ERROR [0/1] route title" in lines
+    assert any("selector does not match" in l for l in lines)
+    assert any(l.strip() == "Hint: check the labels" for l in lines)
+    assert any(l.strip() == "Try: oc get svc hello -n alice" for l in lines)
+    assert any("could not be checked" in l and "not your fault" in l for l in lines)
+    assert "Score: 6/10" in out  # model: 2 + 2.5 + 1.5 of 2+3+1+2.5+1.5
+    assert alice().score == 6 and alice().max_score == 10
+    assert "1 check(s) could not be checked" in out
+    assert "secret" not in out  # hidden check not rendered
+    assert "[0/1.5]" not in out and "later title" in out  # after_due_date is shown
+    assert "\x1b" not in out
+
+
+def test_console_japanese() -> None:
+    out = render_console([alice()], "ja", color=False)
+    assert "== ex3: ハロー演習 (ネームスペース: alice) ==" in out
+    assert "  FAIL  [0/3] svcの題" in out
+    assert "ヒント: ラベルを確認" in out
+    assert "確認コマンド: oc get svc hello -n alice" in out
+    assert "採点できませんでした (学生のミスではありません)" in out
+    assert "得点: 6/10" in out
+    assert "採点できなかったチェック: 1 件" in out
+    assert "PASS" in out and "ERROR" in out
+    assert "secretの題" not in out
+
+
+def test_console_color_and_hidden_and_hints() -> None:
+    colored = render_console([alice()], "en", color=True)
+    assert "\x1b[32mPASS" in colored and "\x1b[31mFAIL" in colored and "\x1b[33mERROR" in colored
+    batch = render_console([alice()], "en", color=False, include_hidden=True)
+    assert "  PASS  [2.5/2.5] secret title" in batch
+    no_hints = render_console([alice()], "en", color=False, show_hints=False)
+    assert "Hint:" not in no_hints and "Try: oc get svc" in no_hints
+
+
+def test_console_namespace_error_prominent_and_total() -> None:
+    out = render_console([bob_ok(), carol_error()], "en", color=False)
+    assert "!! This namespace could not be graded (not your fault):" in out
+    assert "cannot read namespace" in out
+    # under a namespace error the failed check is shown as an error, not a failure
+    assert "  ERROR [0/2] deploy title" in out and "FAIL" not in out
+    assert "Score: 5/5" in out and "Score: 0/2" in out
+    assert out.rstrip().splitlines()[-1] == "Total: 5/7"
+
+
+def test_console_strips_terminal_escapes() -> None:
+    r = ExerciseResult("ex", Text("t", "t"), "ns\x1b]0;pwned\x07\x1b[2J", [
+        check("c", Outcome.FAILED, message=Text("a\x1b[31mb\rc", "a\x1b[31mb\rc"))])
+    out = render_console([r], "en", color=False)
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "namespace: ns)" in out
+
+
+# --- --json ----------------------------------------------------------------------------------
+def test_to_json_shape_and_scores() -> None:
+    doc = to_json([alice(), carol_error()], "en")
+    json.dumps(doc, ensure_ascii=False).encode("utf-8")  # serialisable
+    assert doc["score"] == 6 and doc["max_score"] == 12
+    first = doc["results"][0]
+    assert first["exercise"] == "ex3" and first["namespace"] == "alice"
+    assert first["title"] == {"ja": "ハロー演習", "en": "Hello exercise"}
+    assert first["score"] == 6 and first["max_score"] == 10 and first["error"] is None
+    assert [c["id"] for c in first["checks"]] == ["deploy", "svc", "route", "secret", "later"]
+    svc = first["checks"][1]
+    assert svc == {
+        "id": "svc", "title": {"ja": "svcの題", "en": "svc title"}, "points": 3, "earned": 0,
+        "outcome": "failed", "message": {"ja": "セレクタが一致しません", "en": "selector does not match"},
+        "hint": {"ja": "ラベルを確認", "en": "check the labels"},
+        "command": "oc get svc hello -n alice", "visibility": "visible", "attempts": 1,
+        "duration": 0.0,
+    }
+    assert isinstance(first["checks"][0]["points"], int)
+    assert first["checks"][3]["visibility"] == "hidden"
+    assert doc["results"][1]["error"] == {"ja": "読めません", "en": "cannot read namespace"}
+    assert doc["results"][1]["score"] == 0
+
+
+# --- gradebook CSV ---------------------------------------------------------------------------
+def test_gradebook_csv_round_trip() -> None:
+    other = ExerciseResult("ex4", Text("x", "x"), "bob", [check("a", Outcome.PASSED, 1.5)])
+    text = gradebook_csv([bob_ok(), other, carol_error(), alice()])
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["namespace", "ex3", "ex4", "total", "errors"]
+    by_ns = {r[0]: r for r in rows[1:]}
+    assert by_ns["bob"] == ["bob", "5", "1.5", "6.5", ""]
+    assert float(by_ns["bob"][1]) == bob_ok().score
+    # namespace error: empty cell (not 0), listed in errors, no total
+    assert by_ns["carol"] == ["carol", "", "", "", "ex3"]
+    # a check error also leaves the cell empty: the score would understate the work
+    assert by_ns["alice"] == ["alice", "", "", "", "ex3"]
+    assert len(rows) == 4
+
+
+def test_gradebook_csv_neutralises_formulas() -> None:
+    evil = [ExerciseResult("ex1", Text("x", "x"), ns, [check("a", Outcome.PASSED, 2)])
+            for ns in ("=cmd()", "+1", "-2", "@SUM(A1)", "\tx", "ok", "\x1b[31m=HYPERLINK(x)")]
+    rows = list(csv.reader(io.StringIO(gradebook_csv(evil))))
+    assert [r[0] for r in rows[1:]] == [
+        "'=cmd()", "'+1", "'-2", "'@SUM(A1)", "'\tx", "ok", "'=HYPERLINK(x)"]
+    assert all(r[1] == "2" for r in rows[1:])
+
+
+# --- Gradescope ------------------------------------------------------------------------------
+def test_gradescope_json() -> None:
+    doc = gradescope_json(alice(), "en")
+    assert doc["score"] == alice().score == 6
+    tests = {t["extra_data"]["check_id"]: t for t in doc["tests"]}
+    assert set(tests) == {"deploy", "svc", "route", "secret", "later"}
+    for t in doc["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
+        assert t["status"] in ("passed", "failed")
+    assert tests["deploy"]["status"] == "passed" and tests["deploy"]["score"] == 2
+    assert tests["svc"]["status"] == "failed" and tests["svc"]["score"] == 0
+    assert tests["svc"]["max_score"] == 3
+    assert "Hint: check the labels" in tests["svc"]["output"]
+    assert tests["route"]["status"] == "failed" and tests["route"]["score"] == 0
+    assert tests["route"]["output"].startswith("ERROR")
+    assert tests["route"]["extra_data"]["outcome"] == "error" and "error" in tests["route"]["tags"]
+    assert tests["svc"]["extra_data"]["outcome"] == "failed"
+    assert tests["secret"]["visibility"] == "hidden"
+    assert tests["later"]["visibility"] == "after_due_date"
+    assert tests["deploy"]["visibility"] == "visible"
+    assert sum(t["score"] for t in doc["tests"]) == doc["score"]
+    json.dumps(doc)
+
+
+def test_gradescope_namespace_error_and_list() -> None:
+    empty = ExerciseResult("ex9", Text("x", "x"), "dave", [], error=Text("不可", "unreachable"))
+    doc = gradescope_json([bob_ok(), carol_error(), empty], "ja")
+    assert doc["score"] == 5
+    assert doc["output"].startswith("ERROR")
+    carol = [t for t in doc["tests"] if t["extra_data"]["namespace"] == "carol"]
+    assert carol[0]["status"] == "failed" and carol[0]["extra_data"]["outcome"] == "error"
+    assert "読めません" in carol[0]["output"]
+    dave = [t for t in doc["tests"] if t["extra_data"]["namespace"] == "dave"]
+    assert len(dave) == 1 and dave[0]["max_score"] == 0 and dave[0]["output"] == "ERROR: 不可"
+
+
+# --- write_atomic ----------------------------------------------------------------------------
+def test_write_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "grades.csv"
+    write_atomic(target, "a,b\n")
+    assert target.read_text() == "a,b\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    os.chmod(target, 0o600)
+    write_atomic(target, b"\xe6\x97\xa5")
+    assert target.read_text("utf-8") == "日"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == ["grades.csv"]
+
+
+def test_write_atomic_failure_leaves_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    target.write_text("old")
+    with pytest.raises(TypeError):
+        write_atomic(target, 123)  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["r.json"]
