@@ -1,0 +1,231 @@
+"""What each ``grade`` subcommand does; ``cli`` only parses and maps errors to exit codes.
+
+Every path grades the same way: an ``Api`` on some cluster (a real one, or the embedded one for
+``demo``, ``selftest`` and ``--manifests``), a ``Snapshot`` and a ``Probe``, then ``runner.grade``.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ClusterUnavailable, InfraError, UsageError
+from .i18n import Raw, t
+from .kube import Api
+from .probes import Probe
+from .results import RunResult
+from .runner import grade as run_checks, student_filter
+from .settings import Settings, data_dir
+from .snapshot import Snapshot
+from .specs import ExerciseSpec
+
+SANDBOX_EXTENSION = "grader.dev/sandbox"
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+def _progress(settings: Settings, label: str) -> Any:
+    if settings.quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            sys.stderr.write("\r" + " " * (width + len(label) + 24) + "\r")
+        sys.stderr.flush()
+    return show
+
+
+def probe_for(api: Api, settings: Settings) -> Probe:
+    """Router and route domains: command line/env/course first, then the sandbox kubeconfig
+    extension, then the cluster's own ingress config where the grader may read it."""
+    ext = api.extensions.get(SANDBOX_EXTENSION, {})
+    router = settings.router or ext.get("router")
+    domains = [d for d in (settings.route_domain, ext.get("routeDomain")) if d]
+    if not domains and not router:
+        try:
+            domain = (api.get("IngressConfig", "cluster").get("spec") or {}).get("domain")
+            if isinstance(domain, str) and domain:
+                domains.append(domain)
+        except InfraError:
+            pass  # not OpenShift, or not readable: route checks will say the domain is unknown
+    return Probe(api, router=router, route_domains=domains)
+
+
+def grade_on(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces: list[str], *,
+             student: bool, wait: float | None = None) -> RunResult:
+    include = student_filter(settings.due_passed()) if student else (lambda c: True)
+    snapshot = Snapshot(api, namespaces)
+    window = wait if wait is not None else max(settings.wait_for(s) for s in specs)
+    label = ",".join(s.id for s in specs)
+    results = run_checks(specs, namespaces, snapshot, probe_for(api, settings), wait=window,
+                         include=include, progress=_progress(settings, label), debug=settings.debug)
+    return RunResult(results)
+
+
+def _namespaces(api: Api, settings: Settings) -> list[str]:
+    if settings.namespace_pattern or settings.namespace_selector:
+        try:
+            found = api.list("Namespace", label_selector=settings.namespace_selector)
+        except InfraError as e:
+            raise UsageError("cannot list namespaces to match --namespace-pattern/--namespace-selector: "
+                             f"{e.message.en}; name them with -n instead") from None
+        names = sorted(str((o.get("metadata") or {}).get("name")) for o in found)
+        if settings.namespace_pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n, settings.namespace_pattern)]
+        names = list(dict.fromkeys([*settings.namespaces, *names]))
+        if not names:
+            raise UsageError("no namespace matches the pattern/selector")
+        return names
+    if settings.namespaces:
+        return list(dict.fromkeys(settings.namespaces))
+    if api.namespace:
+        return [api.namespace]
+    raise ClusterUnavailable(t(
+        "現在のプロジェクト (名前空間) がわかりません ({src})。`oc project 名前` で選ぶか -n を指定してください。",
+        "no current namespace in {src}: choose one with `oc project NAME` or pass -n NAME.", src=Raw(api.source)))
+
+
+# --- grade EX ----------------------------------------------------------------------------------
+def grade(ns: argparse.Namespace, settings: Settings) -> int:
+    from .cli import emit
+
+    specs = [settings.exercise(ex) for ex in dict.fromkeys(ns.exercises)]
+    if ns.manifests:
+        return _grade_manifests(ns, settings, specs)
+    api = Api(kubeconfig=settings.kubeconfig, context=settings.context)
+    try:
+        namespaces = _namespaces(api, settings)
+        batch = bool(ns.out) or len(namespaces) > 1 or bool(settings.namespace_pattern or settings.namespace_selector)
+        if ns.out:
+            from .batch import grade_batch
+            return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume)
+        result = grade_on(api, settings, specs, namespaces, student=not batch)
+        return emit(result, ns, settings, include_hidden=batch)
+    finally:
+        api.close()
+
+
+# --- embedded cluster helpers ------------------------------------------------------------------
+@contextmanager
+def embedded(pod_start_delay: float = 0.0, **kwargs: Any) -> Iterator[tuple[Any, Api]]:
+    """An embedded cluster and an Api on it through a generated kubeconfig (the real client path)."""
+    from .sandbox import EmbeddedCluster
+
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp, \
+            EmbeddedCluster(pod_start_delay=pod_start_delay, **kwargs) as cluster:
+        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
+        api = Api(kubeconfig=str(kubeconfig))
+        try:
+            yield cluster, api
+        finally:
+            api.close()
+
+
+def solution_dir(ex_id: str) -> Path:
+    return data_dir("solutions") / ex_id
+
+
+def apply_files(api: Api, files: list[Path], namespace: str) -> list[str]:
+    """Create every object of these manifest files; returns problems (file:line: message)."""
+    from .manifests import load_path
+
+    problems: list[str] = []
+    for f in files:
+        docs, bad = load_path(f)
+        problems += [f"{p.path}:{p.line}: {p.message.en}" for p in bad]
+        for doc in docs:
+            try:
+                api.create(doc.obj, namespace)
+            except InfraError as e:
+                problems.append(f"{doc.path}:{doc.line}: {e.message.en}")
+    return problems
+
+
+def manifest_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml", ".json"))
+
+
+# --- grade demo --------------------------------------------------------------------------------
+def demo(ns: argparse.Namespace, settings: Settings) -> int:
+    from .cli import emit
+
+    ids = ns.exercises or [ex for ex in settings.available() if solution_dir(ex).is_dir()]
+    specs = [settings.exercise(ex) for ex in ids]
+    for spec in specs:
+        if not solution_dir(spec.id).is_dir():
+            raise UsageError(f"exercise {spec.id} has no reference solution to demonstrate")
+    print(t("組み込みクラスターを起動し、模範解答を適用して採点します…",
+            "Starting the embedded cluster, applying the reference solutions and grading…").get(settings.lang),
+          file=sys.stderr)
+    results = RunResult()
+    with embedded(pod_start_delay=0.5) as (cluster, api):
+        for spec in specs:
+            namespace = f"demo-{spec.id}"
+            api.create_namespace(namespace)
+            problems = apply_files(api, manifest_files(solution_dir(spec.id)), namespace)
+            if problems:
+                raise UsageError("reference solution does not apply: " + "; ".join(problems))
+        for spec in specs:
+            results.results += grade_on(api, settings, [spec], [f"demo-{spec.id}"], student=True).results
+    return emit(results, ns, settings)
+
+
+# --- grade list / show -------------------------------------------------------------------------
+def list(ns: argparse.Namespace, settings: Settings) -> int:  # noqa: A001 - the subcommand's name
+    for ex_id in settings.available():
+        spec = settings.exercise(ex_id)
+        print(f"{spec.id:6} {spec.render(spec.title).get(settings.lang)}  "
+              f"({len(spec.checks)} checks, {spec.max_score:g} points)")
+    return 0
+
+
+def show(ns: argparse.Namespace, settings: Settings) -> int:
+    spec = settings.exercise(ns.exercise)
+    lang = settings.lang
+    print(f"{spec.id}: {spec.render(spec.title).get(lang)}\n")
+    print(spec.render(spec.instructions).get(lang).rstrip() + "\n")
+    head = t("チェック項目:", "Checks:").get(lang)
+    print(head)
+    for c in spec.checks:
+        if c.visibility.value == "hidden":
+            continue
+        print(f"  [{c.points:g}] {spec.render(c.title).get(lang)}")
+    return 0
+
+
+# --- grade sandbox -----------------------------------------------------------------------------
+def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
+    from .sandbox import EmbeddedCluster
+
+    lang = settings.lang
+    with EmbeddedCluster(pod_start_delay=ns.pod_start_delay) as cluster:
+        cluster.create_namespace(ns.namespace)
+        path = cluster.write_kubeconfig(Path(ns.kubeconfig_out).resolve(), namespace=ns.namespace)
+        print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                "  grade ex1 --kubeconfig {k}\nCtrl-C で終了します。",
+                "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                "  grade ex1 --kubeconfig {k}\nPress Ctrl-C to stop.",
+                url=Raw(cluster.url), k=Raw(str(path))).get(lang), flush=True)
+        try:
+            import threading
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+# --- grade selftest / --manifests are in selftest.py -------------------------------------------
+def selftest(ns: argparse.Namespace, settings: Settings) -> int:
+    from .selftest import run_selftest
+    return run_selftest(ns, settings)
+
+
+def _grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec]) -> int:
+    from .selftest import grade_manifests
+    return grade_manifests(ns, settings, specs)

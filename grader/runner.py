@@ -1,0 +1,245 @@
+"""Drives pytest in-process: one session per run, whatever the number of students.
+
+The exercises' pytest modules are collected once; each check function is parametrized over the
+namespaces being graded, so an item is (check × namespace). The snapshot is shared by every item.
+Instead of pytest's loop, a small plugin runs the items, keeps each one's outcome, and re-runs
+only the ones that did not pass on a fresh observation until the deadline: eventual consistency
+is handled here, once, and checks never sleep.
+
+Probes in a batch are made concurrently: in the first pass a check that needs an HTTP answer not
+yet in the probe's cache is deferred; the runner then fetches every deferred answer with a
+bounded pool and re-runs those checks from the cache.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pytest
+
+from .checks import NotApplicable
+from .errors import CheckFailed, ClusterUnavailable, InfraError, SpecError
+from .i18n import Raw, Text, t
+from .probes import Probe
+from .results import CheckResult, ExerciseResult, Outcome, Visibility
+from .snapshot import Snapshot
+from .specs import CheckSpec, ExerciseSpec
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _Item:
+    spec: ExerciseSpec
+    check: CheckSpec
+    namespace: str
+    item: pytest.Item
+
+
+class _Plugin:
+    """The pytest plugin object: fixtures for checks, parametrization, and the run loop."""
+
+    def __init__(self, specs: dict[Path, ExerciseSpec], namespaces: list[str], snapshot: Snapshot,
+                 probe: Probe, include: Callable[[CheckSpec], bool], wait: float,
+                 progress: Progress | None, debug: bool) -> None:
+        self.specs = specs
+        self.namespaces = namespaces
+        self.snapshot = snapshot
+        self.probe = probe
+        self.include = include
+        self.wait = wait
+        self.progress = progress
+        self.debug = debug
+        self.items: list[_Item] = []
+        self.results: dict[str, CheckResult] = {}
+        self.fatal: BaseException | None = None
+        self.collect_errors: list[str] = []
+        self._exc: dict[str, BaseException] = {}
+
+    # --- fixtures available to exercise modules --------------------------------------------
+    def _spec_of(self, module: Any) -> ExerciseSpec:
+        return self.specs[Path(module.__file__).resolve()]
+
+    @pytest.fixture
+    def exercise(self, request: pytest.FixtureRequest) -> ExerciseSpec:
+        return self._spec_of(request.module)
+
+    @pytest.fixture
+    def params(self, exercise: ExerciseSpec) -> Any:
+        from types import MappingProxyType
+        return MappingProxyType(dict(exercise.params))
+
+    @pytest.fixture
+    def view(self, ns: str) -> Any:
+        return self.snapshot.view(ns)
+
+    @pytest.fixture
+    def probe(self) -> Probe:
+        return self.probe
+
+    # --- collection ------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "ns" in metafunc.fixturenames:
+            metafunc.parametrize("ns", self.namespaces, ids=[f"ns={n}" for n in self.namespaces])
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1:]}")
+
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        keep: list[pytest.Item] = []
+        for item in items:
+            spec = self._spec_of(item.module)  # type: ignore[attr-defined]
+            name = getattr(item, "originalname", item.name)
+            check = next(c for c in spec.checks if c.function == name)
+            if not self.include(check):
+                continue
+            ns = item.callspec.params.get("ns") if hasattr(item, "callspec") else None
+            if ns is None:
+                raise SpecError(str(spec.module), name, "a check must take the `view` (or `ns`) fixture")
+            self.items.append(_Item(spec, check, ns, item))
+            keep.append(item)
+        items[:] = keep
+
+    # --- running ---------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        if call.excinfo is not None and call.when in ("setup", "call"):
+            self._exc.setdefault(item.nodeid, call.excinfo.value)
+
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        from _pytest.runner import runtestprotocol
+
+        deadline = time.monotonic() + self.wait
+        pending = list(self.items)
+        interval = 0.25
+        batch = len(self.namespaces) > 1
+        first = True
+        while pending:
+            self.probe.defer = batch
+            deferred: list[_Item] = []
+            for n, it in enumerate(pending):
+                started = time.monotonic()
+                runtestprotocol(it.item, nextitem=None, log=False)
+                outcome = self._record(it, time.monotonic() - started)
+                if outcome is None:
+                    deferred.append(it)
+                if self.fatal:
+                    return True
+                if first and self.progress:
+                    self.progress(n + 1, len(pending))
+            if deferred:
+                self.probe.defer = False
+                self.probe.run_deferred()
+                for it in deferred:
+                    started = time.monotonic()
+                    runtestprotocol(it.item, nextitem=None, log=False)
+                    self._record(it, time.monotonic() - started)
+                    if self.fatal:
+                        return True
+            first = False
+            pending = [it for it in pending if self.results[it.item.nodeid].outcome is not Outcome.PASSED]
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.6, 2.0)
+            self.snapshot.refresh()
+            self.probe.reset()
+        return True
+
+    def _record(self, it: _Item, duration: float) -> Outcome | None:
+        """Turn what the check raised into an outcome (None: deferred for a probe)."""
+        from .probes import Deferred
+
+        exc = self._exc.pop(it.item.nodeid, None)
+        key = it.item.nodeid
+        previous = self.results.get(key)
+        attempts = previous.attempts + 1 if previous else 1
+        message: Text | None = None
+        command: str | None = None
+        if exc is None:
+            outcome = Outcome.PASSED
+        elif isinstance(exc, Deferred):
+            return None
+        elif isinstance(exc, NotApplicable):
+            outcome, message = Outcome.PASSED, exc.message
+        elif isinstance(exc, CheckFailed):
+            outcome, message, command = Outcome.FAILED, exc.message, exc.command
+        elif isinstance(exc, AssertionError):
+            outcome, message = Outcome.FAILED, Text.same(str(exc).split("\nassert ")[0] or "assertion failed")
+        elif isinstance(exc, ClusterUnavailable):
+            self.fatal = exc
+            outcome, message = Outcome.ERROR, exc.message
+        elif isinstance(exc, InfraError):
+            outcome, message = Outcome.ERROR, exc.message
+        else:
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+            if self.debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            outcome = Outcome.ERROR
+            message = t("採点側の内部エラー ({e}{loc})。講師に連絡してください。",
+                        "internal grader error ({e}{loc}); please tell your instructor.",
+                        e=Raw(type(exc).__name__), loc=Raw(loc))
+        self.results[key] = CheckResult(
+            check_id=it.check.id, title=it.spec.render(it.check.title), points=it.check.points,
+            outcome=outcome, message=message,
+            hint=it.spec.render(it.check.hint) if outcome is Outcome.FAILED else None,
+            command=command, visibility=it.check.visibility, duration=duration, attempts=attempts)
+        return outcome
+
+
+def _pytest_args(modules: Iterable[Path]) -> list[str]:
+    ini = Path(__file__).resolve().parent / "_pytest.ini"
+    return [*(str(m) for m in modules), "--disable-plugin-autoload", "-p", "no:terminal",
+            "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+            "--import-mode=importlib", "-c", str(ini), "--rootdir", str(ini.parent), "-q"]
+
+
+def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, probe: Probe, *,
+          wait: float, include: Callable[[CheckSpec], bool] = lambda c: True,
+          progress: Progress | None = None, debug: bool = False) -> list[ExerciseResult]:
+    """Grade every exercise in every namespace; one ExerciseResult per (exercise, namespace)."""
+    by_module = {s.module.resolve(): s for s in specs}
+    plugin = _Plugin(by_module, namespaces, snapshot, probe, include, wait, progress, debug)
+    started = time.monotonic()
+    old = os.environ.get("PYTEST_ADDOPTS")
+    os.environ.pop("PYTEST_ADDOPTS", None)  # a user's pytest options must not change a grade
+    try:
+        pytest.main(_pytest_args(by_module), plugins=[plugin])
+    finally:
+        if old is not None:
+            os.environ["PYTEST_ADDOPTS"] = old
+    if plugin.fatal:
+        raise plugin.fatal
+    if plugin.collect_errors:
+        raise SpecError(str(specs[0].module.parent), "checks module", "; ".join(plugin.collect_errors))
+    elapsed = time.monotonic() - started
+    out: list[ExerciseResult] = []
+    for spec in specs:
+        for ns in namespaces:
+            checks = [plugin.results[it.item.nodeid] for it in plugin.items
+                      if it.spec is spec and it.namespace == ns and it.item.nodeid in plugin.results]
+            order = {c.id: i for i, c in enumerate(spec.checks)}
+            checks.sort(key=lambda c: order[c.check_id])
+            out.append(ExerciseResult(spec.id, spec.render(spec.title), ns, checks,
+                                      duration=elapsed / max(1, len(specs) * len(namespaces))))
+    return out
+
+
+def student_filter(due_passed: bool) -> Callable[[CheckSpec], bool]:
+    """A student's own run leaves out hidden checks, and after-due-date ones until the due date."""
+    def include(check: CheckSpec) -> bool:
+        if check.visibility is Visibility.HIDDEN:
+            return False
+        if check.visibility is Visibility.AFTER_DUE_DATE:
+            return due_passed
+        return True
+    return include

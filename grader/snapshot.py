@@ -1,0 +1,140 @@
+"""One observation of the cluster, shared by every check of a run.
+
+A kind is listed once per observation, however many students and checks read it: cluster-wide
+and split by namespace in memory for a batch, or in the one namespace for a student. Where the
+grader may not list a kind cluster-wide (403), it falls back to one list per namespace, and a
+namespace it still cannot read becomes an error for that student alone.
+
+Checks get a ``View``: plain dicts, read-only by convention, and no way to write.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, Mapping
+
+from .errors import CannotSee, ClusterUnavailable, InfraError
+from .i18n import Raw, t
+from .kube import Api, resource
+
+Obj = dict[str, Any]
+
+
+class Snapshot:
+    def __init__(self, api: Api, namespaces: Iterable[str]) -> None:
+        self.api = api
+        self.namespaces = list(dict.fromkeys(namespaces))
+        self._wanted = set(self.namespaces)
+        self._lock = threading.Lock()
+        self._kinds: dict[str, dict[str, list[Obj]] | None] = {}   # kind → ns → objects
+        self._denied: dict[tuple[str, str], InfraError] = {}        # (kind, ns) → why not
+        self._cluster: dict[str, list[Obj] | InfraError] = {}       # cluster-scoped kinds
+        self._served: dict[str, bool] = {}
+        self.generation = 0
+
+    def refresh(self) -> None:
+        """Forget what was seen; the next read observes the cluster again."""
+        with self._lock:
+            self._kinds.clear()
+            self._denied.clear()
+            self._cluster.clear()
+            self.generation += 1
+
+    def view(self, namespace: str) -> "View":
+        return View(self, namespace)
+
+    # --- loading ---------------------------------------------------------------------------
+    def _namespaced(self, kind: str, namespace: str) -> list[Obj]:
+        with self._lock:
+            if kind not in self._kinds:
+                self._load(kind)
+            denied = self._denied.get((kind, namespace))
+            if denied is not None:
+                raise denied
+            return (self._kinds[kind] or {}).get(namespace, [])
+
+    def _load(self, kind: str) -> None:
+        by_ns: dict[str, list[Obj]] = {ns: [] for ns in self.namespaces}
+        self._kinds[kind] = by_ns
+        if len(self.namespaces) > 1:
+            try:
+                for obj in self.api.list(kind):
+                    ns = (obj.get("metadata") or {}).get("namespace")
+                    if ns in self._wanted:
+                        by_ns[ns].append(obj)
+                return
+            except CannotSee:
+                pass  # not allowed cluster-wide: one list per namespace below
+        for ns in self.namespaces:
+            try:
+                by_ns[ns] = self.api.list(kind, ns)
+            except ClusterUnavailable:
+                raise
+            except InfraError as e:
+                self._denied[(kind, ns)] = e
+
+    def cluster_list(self, kind: str) -> list[Obj]:
+        with self._lock:
+            if kind not in self._cluster:
+                try:
+                    self._cluster[kind] = self.api.list(kind)
+                except ClusterUnavailable:
+                    raise
+                except InfraError as e:
+                    self._cluster[kind] = e
+            got = self._cluster[kind]
+        if isinstance(got, InfraError):
+            raise got
+        return got
+
+    def served(self, kind: str) -> bool:
+        with self._lock:
+            if kind not in self._served:
+                self._served[kind] = self.api.served(kind)
+            return self._served[kind]
+
+
+def _matches(labels: Any, selector: Mapping[str, str]) -> bool:
+    if not isinstance(labels, dict):
+        return not selector
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class View:
+    """What a check may see of one namespace."""
+
+    def __init__(self, snapshot: Snapshot, namespace: str) -> None:
+        self._snapshot = snapshot
+        self.namespace = namespace
+
+    def list(self, kind: str) -> list[Obj]:
+        if not resource(kind).namespaced:
+            return self._snapshot.cluster_list(kind)
+        try:
+            return self._snapshot._namespaced(kind, self.namespace)
+        except CannotSee as e:
+            raise CannotSee(t("{kind} を名前空間 {ns} で読み取れません: {why}",
+                              "cannot read {kind} in namespace {ns}: {why}",
+                              kind=Raw(kind), ns=self.namespace, why=e.message), e.status, e.reason) from None
+
+    def get(self, kind: str, name: str) -> Obj | None:
+        for obj in self.list(kind):
+            if (obj.get("metadata") or {}).get("name") == name:
+                return obj
+        return None
+
+    def select(self, kind: str, selector: Mapping[str, str]) -> list[Obj]:
+        """Objects whose labels match an equality selector (an empty selector matches nothing,
+        as for a Service)."""
+        if not selector:
+            return []
+        return [o for o in self.list(kind) if _matches((o.get("metadata") or {}).get("labels"), selector)]
+
+    def can_read(self, kind: str) -> bool:
+        try:
+            self.list(kind)
+            return True
+        except CannotSee:
+            return False
+
+    def served(self, kind: str) -> bool:
+        return self._snapshot.served(kind)
