@@ -1,0 +1,285 @@
+"""The embedded cluster as one object: API server, controllers and the HTTP router.
+
+Tests, the demo, ``grade sandbox`` and offline ``--manifests`` grading start one of these and then
+talk to it only through a kubeconfig, exactly as they would to a real cluster.  The router plays
+the OpenShift ingress router: a second loopback port that picks a Route (or Ingress rule) by the
+Host header, so route checks fetch pages over real HTTP.  Its address is recorded in the
+kubeconfig as a cluster extension so that a probe can find it without extra flags.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import yaml
+
+from .apiserver import ApiServer, status_body
+from .controllers import Controllers
+from .errors import UsageError
+from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
+
+__all__ = ["EmbeddedCluster", "run_forever", "EXTENSION_NAME"]
+
+EXTENSION_NAME = "grader.dev/sandbox"
+
+_NOT_AVAILABLE = b"""<html>
+<head><title>Application is not available</title></head>
+<body>
+<h1>Application is not available</h1>
+<p>The application is currently not serving requests at this endpoint. It may not have been started
+or is still starting.</p>
+</body>
+</html>
+"""
+
+
+class EmbeddedCluster:
+    """API server + controllers + router on loopback; use as a context manager."""
+
+    def __init__(self, *, pod_start_delay: float = 0.0, nodes: int = 2, route_api: bool = True,
+                 route_domain: str = "apps.sandbox.local", host: str = "127.0.0.1") -> None:
+        self.route_domain = route_domain
+        self.server = ApiServer(host=host, route_api=route_api)
+        self.controllers = Controllers(self.server, pod_start_delay=pod_start_delay, nodes=nodes,
+                                       route_domain=route_domain)
+        self.server.proxy_handler = self._proxy
+        self._host = host
+        self._router: ThreadingHTTPServer | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "EmbeddedCluster":
+        self.controllers.start()
+        self.server.start()
+        cluster = self
+
+        class Handler(_RouterHandler):
+            owner = cluster
+
+        self._router = ThreadingHTTPServer((self._host, 0), Handler)
+        self._router.daemon_threads = True
+        threading.Thread(target=self._router.serve_forever, name="router", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._router is not None:
+            self._router.shutdown()
+            self._router.server_close()
+            self._router = None
+        self.server.stop()
+        self.controllers.stop()
+
+    def __enter__(self) -> "EmbeddedCluster":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def token(self) -> str:
+        return self.server.admin_token
+
+    @property
+    def router_address(self) -> str:
+        assert self._router is not None, "cluster not started"
+        host, port = self._router.server_address[:2]
+        return f"{host}:{port}"
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until controllers have reacted to every write (and delayed pod starts happened)."""
+        self.controllers.settle(timeout)
+
+    # --- client side --------------------------------------------------------------------------
+    def write_kubeconfig(self, path: str | pathlib.Path, *, namespace: str = "default",
+                         token: str | None = None, context: str = "sandbox") -> pathlib.Path:
+        """A plain kubeconfig; the router address rides along as a cluster extension."""
+        path = pathlib.Path(path)
+        doc = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": context, "cluster": {
+                "server": self.url,
+                "extensions": [{"name": EXTENSION_NAME, "extension": {
+                    "router": self.router_address, "routeDomain": self.route_domain}}]}}],
+            "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user",
+                                                       "namespace": namespace}}],
+            "current-context": context,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    def _call(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+            "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"{}")
+            except ValueError:
+                return exc.code, {"message": str(exc)}
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        """Create a namespace (idempotent; labels are merged in if it exists)."""
+        code, body = self._call("POST", "/api/v1/namespaces",
+                                {"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": {"name": name, "labels": labels or {}}})
+        if code == 409 and labels:
+            code, body = self._call("PATCH", f"/api/v1/namespaces/{name}", {"metadata": {"labels": labels}})
+        if code >= 400 and code != 409:
+            raise UsageError(f"namespace {name}: {body.get('message', code)}")
+
+    def apply(self, docs: list[dict], namespace: str) -> list[dict]:
+        """Create each object over HTTP, as ``kubectl create`` would; the API's refusal is a UsageError."""
+        out = []
+        for doc in docs:
+            rt = self._resource(doc)
+            base = f"/apis/{rt.group}/{rt.version}" if rt.group else "/api/v1"
+            ns = (doc.get("metadata") or {}).get("namespace") or namespace
+            path = f"{base}/namespaces/{ns}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"
+            code, body = self._call("POST", path, doc)
+            if code >= 400:
+                name = (doc.get("metadata") or {}).get("name", "")
+                raise UsageError(f"{doc.get('kind')} {name!r}: {body.get('message', f'HTTP {code}')}")
+            out.append(body)
+        return out
+
+    def apply_dir(self, path: str | pathlib.Path, namespace: str) -> list[dict]:
+        """Load manifests with ``grader.manifests`` and create them; any problem is a UsageError."""
+        from .manifests import load_path
+        docs, problems = load_path(path)
+        if problems:
+            raise UsageError("; ".join(f"{p.path}:{p.line}: {p.message.en}" for p in problems))
+        return self.apply([d.obj for d in docs], namespace)
+
+    def _resource(self, doc: dict) -> Any:
+        from .apiserver import resource_for_kind
+        rt = resource_for_kind(str(doc.get("apiVersion")), str(doc.get("kind")), self.server.resources)
+        if rt is None:
+            raise UsageError(f"no kind {doc.get('kind')!r} in {doc.get('apiVersion')!r} on this cluster")
+        return rt
+
+    # --- data plane ---------------------------------------------------------------------------
+    def _proxy(self, plural: str, namespace: str, name: str, port: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """Service/pod proxy for the API server: Status bodies on failure, page bytes otherwise."""
+        store = self.server.store
+        try:
+            if plural == "services":
+                pod, target = service_backend(store, namespace, name, port)
+            else:
+                pod = store.get(store.rt("pods"), namespace, name)
+                if pod is None:
+                    raise Unavailable(404, f'pods "{name}" not found')
+                target = pod_port(pod, port) if port else 80
+            return serve(store, namespace, pod, target, path)
+        except Unavailable as exc:
+            reason = "NotFound" if exc.code == 404 else "ServiceUnavailable"
+            return exc.code, {"Content-Type": "application/json"}, json.dumps(status_body(exc.code, reason, exc.message)).encode()
+        except ConnectionRefusedError as exc:
+            msg = f"error trying to reach service: {exc}"
+            return 502, {"Content-Type": "application/json"}, json.dumps(status_body(502, "InternalError", msg)).encode()
+
+    def route_backend(self, host: str, path: str) -> tuple[str, dict, int]:
+        """(namespace, pod, port) for a request to the router; Unavailable when nothing serves it."""
+        store = self.server.store
+        host = host.split(":", 1)[0].lower().rstrip(".")
+        best: tuple[int, str, str, Any] | None = None
+        rkey = "routes.route.openshift.io"
+        if any(r.key == rkey for r in store.resources):
+            for route in store.list(store.rt("routes", "route.openshift.io"))[0]:
+                spec = route.get("spec") or {}
+                ing = ((route.get("status") or {}).get("ingress") or [{}])[0]
+                admitted = any(c.get("type") == "Admitted" and c.get("status") == "True" for c in ing.get("conditions") or [])
+                prefix = spec.get("path") or "/"
+                if admitted and spec.get("host", "").lower() == host and path.startswith(prefix):
+                    cand = (len(prefix), route["metadata"]["namespace"], (spec.get("to") or {}).get("name", ""),
+                            ("route", (spec.get("port") or {}).get("targetPort")))
+                    best = cand if best is None or cand[0] > best[0] else best
+        for ingress in store.list(store.rt("ingresses", "networking.k8s.io"))[0]:
+            for rule in (ingress.get("spec") or {}).get("rules") or []:
+                if (rule.get("host") or "").lower() != host:
+                    continue
+                for p in (rule.get("http") or {}).get("paths") or []:
+                    prefix = p.get("path") or "/"
+                    svc = (p.get("backend") or {}).get("service") or {}
+                    if path.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                        port = svc.get("port") or {}
+                        best = (len(prefix), ingress["metadata"]["namespace"], svc.get("name", ""),
+                                ("ingress", str(port.get("number") or port.get("name") or "")))
+        if best is None:
+            raise Unavailable(503, "no route")
+        _, ns, svc_name, (how, port) = best
+        if how == "ingress":
+            pod, target = service_backend(store, ns, svc_name, port)
+        elif port is None:
+            pod, target = endpoint_backend(store, ns, svc_name, lambda p: True)
+        else:
+            pod, target = endpoint_backend(store, ns, svc_name, lambda p: p.get("name") == port or p.get("port") == port
+                                           or str(p.get("port")) == str(port))
+        return ns, pod, target
+
+
+class _RouterHandler(BaseHTTPRequestHandler):
+    """The OpenShift router's data plane: Host header -> Route -> service endpoints -> pod."""
+
+    owner: EmbeddedCluster
+    protocol_version = "HTTP/1.1"
+    server_version = "grader-embedded-router"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        path = self.path if self.path.startswith("/") else "/" + self.path.split("/", 3)[-1]
+        try:
+            ns, pod, port = self.owner.route_backend(self.headers.get("Host", ""), path)
+            code, headers, body = serve(self.owner.server.store, ns, pod, port, path)
+        except Unavailable:
+            code, headers, body = 503, {"Content-Type": "text/html"}, _NOT_AVAILABLE
+        except ConnectionRefusedError:
+            code, headers, body = 502, {"Content-Type": "text/html"}, b"<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n"
+        self.send_response(code)
+        self.send_header("Content-Type", headers.get("Content-Type", "text/html"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_POST = do_PUT = do_DELETE = do_GET
+
+
+def run_forever(kubeconfig: str | pathlib.Path, *, namespace: str = "default", manifests: str | None = None,
+                **options: Any) -> None:
+    """``grade sandbox``: start, write a kubeconfig, optionally load manifests, block until Ctrl-C."""
+    with EmbeddedCluster(**options) as cluster:
+        cluster.create_namespace(namespace)
+        path = cluster.write_kubeconfig(kubeconfig, namespace=namespace)
+        if manifests:
+            cluster.apply_dir(manifests, namespace)
+        print(f"API server: {cluster.url}\nRouter:     {cluster.router_address} (*.{cluster.route_domain})\n"
+              f"Kubeconfig: {path}\n  export KUBECONFIG={path}\nCtrl-C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
