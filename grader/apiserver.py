@@ -19,8 +19,13 @@ import base64
 import json
 import random
 import re
+import os
 import secrets
+import shutil
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -772,8 +777,16 @@ class ApiServer:
         class Handler(_Handler):
             api = server
 
-        self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _DualServer((self._host, self._port), Handler)
+        cert = self_signed_cert()
+        if cert is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+            self._httpd.tls = ctx
+            with open(cert[0]) as f:
+                self.ca_pem: str | None = f.read()
+        else:
+            self.ca_pem = None
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="apiserver",
                                         daemon=True)
         self._thread.start()
@@ -787,9 +800,15 @@ class ApiServer:
 
     @property
     def url(self) -> str:
+        """Plain HTTP address (the same port also speaks TLS, see ``https_url``)."""
         assert self._httpd is not None, "server not started"
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def https_url(self) -> str | None:
+        """TLS address, trusted through ``ca_pem``; None when openssl was not available."""
+        return self.url.replace("http://", "https://") if self.ca_pem else None
 
     # --- users and log ------------------------------------------------------------------------
     def add_user(self, token: str, username: str, authorize: Authorizer | None = None) -> None:
@@ -816,6 +835,47 @@ class ApiServer:
     def admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
         for hook in self.admission:
             hook(rt, obj, old)
+
+
+# --- TLS: kubectl only sends kubeconfig credentials over TLS, so the port speaks both ----------
+_CERT: tuple[str, str] | None = None
+_CERT_LOCK = threading.Lock()
+
+
+def self_signed_cert() -> tuple[str, str] | None:
+    """(cert PEM path, key PEM path) for 127.0.0.1/localhost, made once per process by openssl."""
+    global _CERT
+    with _CERT_LOCK:
+        if _CERT is None and shutil.which("openssl"):
+            d = tempfile.mkdtemp(prefix="grader-embedded-tls-")
+            crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+                                "-subj", "/CN=grader-embedded-apiserver", "-keyout", key, "-out", crt,
+                                "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"],
+                               capture_output=True, timeout=30)
+            if r.returncode == 0:
+                _CERT = (crt, key)
+        return _CERT
+
+
+class _DualServer(ThreadingHTTPServer):
+    """Plain HTTP and TLS on one port: the first byte of a connection says which (0x16 = TLS)."""
+
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                first = request.recv(1, socket.MSG_PEEK)
+                request.settimeout(None)
+                if first == b"\x16":
+                    request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -933,6 +993,11 @@ class _Handler(BaseHTTPRequestHandler):
             return _Route(None, discovery={"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if segs == ["version"]:
             return _Route(None, discovery=_version())
+        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] == "v3":
+            doc = _openapi_v3(api.resources, "/".join(segs[2:]))
+            if doc is None:
+                raise _not_found_path(path)
+            return _Route(None, discovery=doc)
         if segs[0] in ("healthz", "readyz", "livez"):
             return _Route(None, discovery="ok")
         if segs[0] == "api":
@@ -1124,6 +1189,40 @@ def new_uid() -> str:
 def iter_kinds() -> Iterable[tuple[str, str]]:
     """(apiVersion, kind) pairs the server knows, route API included."""
     return known_kinds()
+
+
+def _gv_paths(resources: Iterable[ResourceType]) -> list[str]:
+    return sorted({f"apis/{r.group}/{r.version}" if r.group else "api/v1" for r in resources})
+
+
+def _openapi_v3(resources: tuple[ResourceType, ...], gv_path: str) -> dict | None:
+    """Just enough OpenAPI v3 for kubectl: each kind's PATCH accepts ``fieldValidation``.
+
+    kubectl then leaves validation to the server (which accepts what it can store) instead of
+    downloading schemas; there is no requestBody, so ``kubectl apply`` computes its patches from
+    its compiled-in types, as it does against servers without schemas.
+    """
+    if not gv_path:
+        return {"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash=embedded"} for p in _gv_paths(resources)}}
+    if gv_path not in _gv_paths(resources):
+        return None
+    paths: dict[str, Any] = {}
+    for r in resources:
+        if (f"apis/{r.group}/{r.version}" if r.group else "api/v1") != gv_path:
+            continue
+        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+        param = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}]
+        base = f"/{gv_path}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"/{gv_path}/{r.plural}"
+        ok = {"200": {"description": "OK"}}
+        paths[base] = {"post": {"operationId": f"create{r.kind}", "parameters": param, "responses": ok,
+                                "x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk}}
+        paths[base + "/{name}"] = {
+            "patch": {"operationId": f"patch{r.kind}", "parameters": param, "responses": ok,
+                      "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk},
+            "put": {"operationId": f"replace{r.kind}", "parameters": param, "responses": ok,
+                    "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
+            "components": {}}
 
 
 def _age(ts: str | None) -> str:

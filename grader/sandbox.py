@@ -8,6 +8,7 @@ kubeconfig as a cluster extension so that a probe can find it without extra flag
 """
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import threading
@@ -103,10 +104,15 @@ class EmbeddedCluster:
                          token: str | None = None, context: str = "sandbox") -> pathlib.Path:
         """A plain kubeconfig; the router address rides along as a cluster extension."""
         path = pathlib.Path(path)
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.server.ca_pem and self.server.https_url:
+            # kubectl ignores kubeconfig credentials unless the transport is TLS
+            cluster = {"server": self.server.https_url, "certificate-authority-data":
+                       base64.b64encode(self.server.ca_pem.encode()).decode()}
         doc = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": context, "cluster": {
-                "server": self.url,
+                **cluster,
                 "extensions": [{"name": EXTENSION_NAME, "extension": {
                     "router": self.router_address, "routeDomain": self.route_domain}}]}}],
             "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
