@@ -938,6 +938,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._status = 0
                 return
             if fail is not None:
+                try:   # for the request log only
+                    route = self._route(path)
+                    verb = self._verb(route, params) if route.rt else verb
+                    user = self._authenticate()[0]
+                except ApiStatus:
+                    pass
                 hdrs = {}
                 if api.faults.retry_after is not None and fail in (429, 503):
                     hdrs["Retry-After"] = str(api.faults.retry_after)
@@ -1034,8 +1040,8 @@ class _Handler(BaseHTTPRequestHandler):
         sub = rest[2] if len(rest) > 2 else ""
         route = _Route(rt, namespace, name, sub)
         if sub == "proxy":
-            raw = path.split(f"/{rest[1]}/proxy", 1)[1] if "/proxy" in path else ""
-            route.rest = raw or "/"
+            m = re.match(r"^.*?/(?:services|pods)/[^/]+/proxy(.*)$", path)
+            route.rest = (m.group(1) if m else "") or "/"
         elif len(rest) > 3 or sub not in ("", "status", "scale"):
             raise _not_found_path(path)
         return route

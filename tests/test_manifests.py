@@ -1,0 +1,54 @@
+"""Loading submitted manifests: documents with their lines, problems instead of exceptions."""
+from __future__ import annotations
+
+from grader.i18n import Text
+from grader.manifests import load_path
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers: [{name: web, image: httpd}]\n"
+
+
+def test_good_directory_sorted_recursive(tmp_path):
+    (tmp_path / "b.yaml").write_text(POD + "---\napiVersion: v1\nkind: Service\nmetadata: {name: hello}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yml").write_text("apiVersion: route.openshift.io/v1\nkind: Route\nmetadata: {name: r}\n")
+    (tmp_path / "c.json").write_text('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}')
+    (tmp_path / "notes.txt").write_text("ignored")
+    docs, problems = load_path(tmp_path)
+    assert problems == []
+    assert [(d.obj["kind"], d.line) for d in docs] == [("Pod", 1), ("Service", 8), ("ConfigMap", 1), ("Route", 1)]
+    assert docs[0].path.endswith("b.yaml")
+
+
+def test_malformed_yaml_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(POD + "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: x\n   bad: indent\n")
+    docs, problems = load_path(f)
+    assert [d.obj["kind"] for d in docs] == ["Pod"]
+    assert len(problems) == 1 and problems[0].line == 12
+    assert isinstance(problems[0].message, Text) and "YAML" in problems[0].message.en and problems[0].message.ja
+
+
+def test_unknown_kind_and_missing_fields(tmp_path):
+    f = tmp_path / "x.yaml"
+    f.write_text("apiVersion: v1\nkind: Deployment\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Potato\n"
+                 "metadata: {name: b}\n---\nkind: Pod\nmetadata: {}\n---\n- just\n- a list\n")
+    docs, problems = load_path(f)
+    assert docs == []
+    assert [p.line for p in problems] == [1, 5, 9, 12]
+    assert "apps/v1" in problems[0].message.en
+    assert "Unknown kind" in problems[1].message.en
+    assert "apiVersion" in problems[2].message.en and "metadata.name" in problems[2].message.en
+    assert "not a mapping" in problems[3].message.en
+
+
+def test_list_is_flattened(tmp_path):
+    f = tmp_path / "list.yaml"
+    f.write_text("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n"
+                 "- apiVersion: v1\n  kind: Secret\n  metadata: {name: b}\n")
+    docs, problems = load_path(f)
+    assert problems == [] and [d.obj["metadata"]["name"] for d in docs] == ["a", "b"]
+
+
+def test_missing_path_is_a_problem(tmp_path):
+    docs, problems = load_path(tmp_path / "nope")
+    assert docs == [] and len(problems) == 1
