@@ -259,3 +259,12 @@ def expect_http_ok(answer: HttpAnswer, what: Text, command: str, contains: str |
         fail(t("{what} の応答に {want} が含まれていません (先頭: {got})。",
                "the answer of {what} does not contain {want} (it begins {got}).",
                what=what, want=contains, got=answer.text[:80]), command)
+
+
+def expect_http_answer(answer: HttpAnswer, what: Text, command: str) -> None:
+    """Something behind the service answered HTTP (any status the application chose, e.g. the
+    httpd test page's 403), as opposed to the proxy failing to reach it (502/503/404 Status)."""
+    if answer.error is not None or not 0 < answer.status < 500:
+        fail(t("{what} に到達できません (状態 {status}: {err})。",
+               "{what} cannot be reached (status {status}: {err}).",
+               what=what, status=answer.status, err=answer.error or answer.text[:120]), command)

@@ -145,7 +145,7 @@ def emit(result: RunResult, ns: argparse.Namespace, settings: Settings, *, inclu
         print(json.dumps(to_json(result.results, settings.lang), ensure_ascii=False, indent=2))
     else:
         print(render_console(result.results, settings.lang, color=sys.stdout.isatty(),
-                             include_hidden=include_hidden), end="")
+                             include_hidden=include_hidden).rstrip("\n"))
     return result.exit_code
 
 

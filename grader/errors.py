@@ -45,10 +45,11 @@ class InfraError(GraderError):
 class ApiError(InfraError):
     """The API server answered a request with an error Status."""
 
-    def __init__(self, message: "Text", status: int = 0, reason: str = "") -> None:
+    def __init__(self, message: "Text", status: int = 0, reason: str = "", body: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.body = body[:4096]
 
 
 class CannotSee(ApiError):
@@ -57,6 +58,10 @@ class CannotSee(ApiError):
 
 class ClusterUnavailable(InfraError):
     """The cluster cannot be used at all: unreachable, TLS, 401, no kubeconfig or namespace."""
+
+
+class Unauthorized(ClusterUnavailable):
+    """401: the credentials are missing, expired or wrong; retrying will not help."""
 
 
 # --- usage branch ----------------------------------------------------------------------------

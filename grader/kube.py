@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import ApiError, CannotSee, ClusterUnavailable
+from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
 
 _TRANSIENT = {429, 500, 502, 503, 504}
@@ -170,58 +170,80 @@ class Api:
         self._client.close()
 
     # --- raw requests ----------------------------------------------------------------------
-    def _call(self, path: str, query: list[tuple[str, Any]] | None = None,
-              raw: bool = False, retry: bool = True) -> Any:
+    def _request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
+                 body: Any = None) -> tuple[int, Any, bytes]:
+        """One HTTP exchange through the client (auth, TLS, proxies from kubeconfig);
+        (status, headers, body). Connection-level failures raise ``ClusterUnavailable``."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError, MaxRetryError, ProtocolError, SSLError
+        from urllib3.exceptions import HTTPError
 
+        with self._lock:
+            self.requests_made += 1
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            m, url, hdrs, data, _ = self._client.param_serialize(
+                method=method, resource_path=path, query_params=query or [], header_params=headers,
+                body=body, auth_settings=["BearerToken"])
+            resp = self._client.call_api(m, url, header_params=hdrs, body=data,
+                                         _request_timeout=(5, self.timeout))
+            return resp.status, resp.headers, resp.read() or b""
+        except (ApiException, HTTPError, ssl.SSLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            if "SSL" in str(reason).upper() or "CERTIFICATE" in str(reason).upper():
+                raise ClusterUnavailable(t(
+                    "{srv} の TLS 証明書を検証できません: {e}。kubeconfig の certificate-authority を確認してください。",
+                    "TLS verification of {srv} failed: {e}; check certificate-authority in your kubeconfig.",
+                    srv=Raw(self.server), e=Raw(_short(reason)))) from None
+            raise ClusterUnavailable(t(
+                "{srv} に接続できません: {e}。クラスターが起動しているか、`oc login` のサーバーを確認してください。",
+                "cannot reach {srv}: {e}; check the cluster is up and the server in `oc login`.",
+                srv=Raw(self.server), e=Raw(_short(reason)))) from None
+
+    def _error(self, status: int, headers: Any, body: bytes) -> GraderError:
+        """The project's error for a non-2xx answer, from the Status body's message."""
+        message = _status_message(body) or str(status)
+        if status == 401:
+            return Unauthorized(t(
+                "{srv} が認証を拒否しました (401: {m})。`oc login` でログインし直してください。",
+                "{srv} refused the credentials (401: {m}): log in again with `oc login`.",
+                srv=Raw(self.server), m=Raw(message)))
+        if status in (403, 404):
+            return CannotSee(t("読み取れません ({s}: {m})", "cannot read it ({s}: {m})", s=status, m=Raw(message)),
+                             status, body=body)
+        return ApiError(t("API サーバーが {s} を返しました: {m}", "the API server answered {s}: {m}",
+                          s=status, m=Raw(message)), status, body=body)
+
+    def _call(self, path: str, query: list[tuple[str, Any]] | None = None, *,
+              raw: bool = False, retry: bool = True) -> Any:
+        """GET with retries of transient failures (429, 5xx, resets) until the retry deadline."""
         started = time.monotonic()
         attempt = 0
         while True:
             retry_after: float | None = None
-            with self._lock:
-                self.requests_made += 1
             try:
-                resp = self._client.call_api(
-                    path, "GET", query_params=query or [], header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"], _preload_content=False,
-                    _return_http_data_only=True, _request_timeout=(5, self.timeout))
-                data = resp.data
-                return data if raw else json.loads(data)
-            except ApiException as e:
-                status = e.status or 0
-                message = _status_message(e.body) or e.reason or str(status)
-                if status in _TRANSIENT and retry:
-                    retry_after = _retry_after(e.headers)
-                    failure: Exception = ApiError(t("API サーバーが {s} を返しました: {m}",
-                                                     "the API server answered {s}: {m}",
-                                                     s=status, m=Raw(message)), status, e.reason or "")
-                elif status == 401:
-                    raise ClusterUnavailable(t(
-                        "{srv} が認証を拒否しました (401: {m})。`oc login` でログインし直してください。",
-                        "{srv} refused the credentials (401: {m}): log in again with `oc login`.",
-                        srv=Raw(self.server), m=Raw(message))) from None
-                elif status in (403, 404):
-                    raise CannotSee(t("読み取れません ({s}: {m})", "cannot read it ({s}: {m})",
-                                      s=status, m=Raw(message)), status, e.reason or "") from None
+                status, headers, data = self._request("GET", path, query)
+                if 200 <= status < 300:
+                    try:
+                        return data if raw else json.loads(data)
+                    except ValueError:
+                        failure: GraderError = ApiError(t("API サーバーの応答が JSON ではありません",
+                                                          "the API server's answer is not JSON"), status)
                 else:
-                    raise ApiError(t("API エラー {s}: {m}", "API error {s}: {m}", s=status, m=Raw(message)),
-                                   status, e.reason or "") from None
-            except (MaxRetryError, ProtocolError, HTTPError, ConnectionError, ssl.SSLError, OSError) as e:
-                reason = getattr(e, "reason", None) or e
-                if isinstance(reason, (SSLError, ssl.SSLError)) or "CERTIFICATE" in str(reason).upper():
-                    raise ClusterUnavailable(t(
-                        "{srv} の TLS 証明書を検証できません: {e}。kubeconfig の certificate-authority を確認してください。",
-                        "TLS verification of {srv} failed: {e}; check certificate-authority in your kubeconfig.",
-                        srv=Raw(self.server), e=Raw(_short(reason)))) from None
-                failure = ClusterUnavailable(t(
-                    "{srv} に接続できません: {e}。クラスターが起動しているか、`oc login` のサーバーを確認してください。",
-                    "cannot reach {srv}: {e}; check the cluster is up and the server in `oc login`.",
-                    srv=Raw(self.server), e=Raw(_short(reason))))
+                    failure = self._error(status, headers, data)
+                    if status not in _TRANSIENT or not retry:
+                        raise failure
+                    retry_after = _retry_after(headers)
+            except Unauthorized:
+                raise
+            except ClusterUnavailable as e:
+                if not retry:
+                    raise
+                failure = e
             attempt += 1
-            elapsed = time.monotonic() - started
             delay = self.retry.delay(attempt, retry_after)
-            if attempt >= self.retry.attempts or elapsed + delay > self.retry.deadline:
+            if attempt >= self.retry.attempts or time.monotonic() - started + delay > self.retry.deadline:
                 raise failure
             time.sleep(delay)
 
@@ -253,20 +275,10 @@ class Api:
 
     # --- writes: only into namespaces the grader creates (demo, selftest, --manifests) -------
     def _write(self, method: str, path: str, body: Any = None) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        try:
-            resp = self._client.call_api(
-                path, method, body=body, header_params={"Accept": "application/json",
-                                                        "Content-Type": "application/json"},
-                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                _request_timeout=(5, self.timeout))
-            return json.loads(resp.data or b"{}")
-        except ApiException as e:
-            message = _status_message(e.body) or e.reason or str(e.status)
-            if e.status == 401:
-                raise ClusterUnavailable(t("{srv} が認証を拒否しました (401)。", "{srv} refused the credentials (401).",
-                                           srv=Raw(self.server))) from None
-            raise ApiError(t("{m}", "{m}", m=Raw(message)), e.status or 0, e.reason or "") from None
+        status, headers, data = self._request(method, path, body=body)
+        if not 200 <= status < 300:
+            raise self._error(status, headers, data)
+        return json.loads(data or b"{}")
 
     def create(self, obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
         kind = str(obj.get("kind", ""))
@@ -303,27 +315,39 @@ class Api:
 
     def service_proxy(self, namespace: str, service: str, port: int | str, path: str = "/",
                       max_body: int = 1 << 20) -> HttpAnswer:
-        """GET through the API server's service proxy; an HTTP error is an answer, not an exception."""
-        from kubernetes.client.exceptions import ApiException
+        """GET through the API server's service proxy.
 
+        Whatever the pod answers (200, 403, 404...) and the proxy's own failures (503 no
+        endpoints, 502 connection refused, 404 no such service) are answers about the student's
+        work; only a 403 Status from the API server itself means the grader may not look.
+        """
         url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
-        try:
-            body = self._call(url, raw=True, retry=False)
-            return HttpAnswer(200, body[:max_body])
-        except ApiError as e:
-            return HttpAnswer(e.status, b"", error=e.message.en)
-        except ApiException as e:  # pragma: no cover - _call converts these
-            return HttpAnswer(e.status or 0, b"", error=str(e))
+        status, headers, data = self._request("GET", url)
+        if status == 401:
+            raise self._error(status, headers, data)
+        status_doc = _status_doc(data) if status >= 400 else None
+        if status == 403 and status_doc is not None and status_doc.get("reason") == "Forbidden":
+            raise self._error(status, headers, data)
+        error = str(status_doc.get("message")) if status_doc else None
+        return HttpAnswer(status, data[:max_body], error=error, headers=dict(headers or {}))
 
 
-def _status_message(body: Any) -> str | None:
-    if not body:
-        return None
+def _status_doc(body: Any) -> dict[str, Any] | None:
+    """The body as a Kubernetes ``Status`` object, if it is one."""
     try:
         doc = json.loads(body)
     except (ValueError, TypeError):
-        return str(body)[:200]
-    return doc.get("message") if isinstance(doc, dict) else None
+        return None
+    return doc if isinstance(doc, dict) and doc.get("kind") == "Status" else None
+
+
+def _status_message(body: Any) -> str | None:
+    doc = _status_doc(body)
+    if doc is not None:
+        return str(doc.get("message") or doc.get("reason") or "")
+    if not body:
+        return None
+    return body[:200].decode("utf-8", "replace") if isinstance(body, bytes) else str(body)[:200]
 
 
 def _retry_after(headers: Any) -> float | None:

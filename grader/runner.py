@@ -49,8 +49,8 @@ class _Plugin:
                  progress: Progress | None, debug: bool) -> None:
         self.specs = specs
         self.namespaces = namespaces
-        self.snapshot = snapshot
-        self.probe = probe
+        self._snapshot = snapshot
+        self._probe = probe
         self.include = include
         self.wait = wait
         self.progress = progress
@@ -76,11 +76,11 @@ class _Plugin:
 
     @pytest.fixture
     def view(self, ns: str) -> Any:
-        return self.snapshot.view(ns)
+        return self._snapshot.view(ns)
 
     @pytest.fixture
     def probe(self) -> Probe:
-        return self.probe
+        return self._probe
 
     # --- collection ------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -122,7 +122,7 @@ class _Plugin:
         batch = len(self.namespaces) > 1
         first = True
         while pending:
-            self.probe.defer = batch
+            self._probe.defer = batch
             deferred: list[_Item] = []
             for n, it in enumerate(pending):
                 started = time.monotonic()
@@ -135,8 +135,8 @@ class _Plugin:
                 if first and self.progress:
                     self.progress(n + 1, len(pending))
             if deferred:
-                self.probe.defer = False
-                self.probe.run_deferred()
+                self._probe.defer = False
+                self._probe.run_deferred()
                 for it in deferred:
                     started = time.monotonic()
                     runtestprotocol(it.item, nextitem=None, log=False)
@@ -150,8 +150,8 @@ class _Plugin:
                 break
             time.sleep(min(interval, remaining))
             interval = min(interval * 1.6, 2.0)
-            self.snapshot.refresh()
-            self.probe.reset()
+            self._snapshot.refresh()
+            self._probe.reset()
         return True
 
     def _record(self, it: _Item, duration: float) -> Outcome | None:
@@ -200,7 +200,7 @@ def _pytest_args(modules: Iterable[Path]) -> list[str]:
     ini = Path(__file__).resolve().parent / "_pytest.ini"
     return [*(str(m) for m in modules), "--disable-plugin-autoload", "-p", "no:terminal",
             "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
-            "--import-mode=importlib", "-c", str(ini), "--rootdir", str(ini.parent), "-q"]
+            "--import-mode=importlib", "-c", str(ini), "--rootdir", str(ini.parent)]
 
 
 def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, probe: Probe, *,
@@ -213,7 +213,7 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
     old = os.environ.get("PYTEST_ADDOPTS")
     os.environ.pop("PYTEST_ADDOPTS", None)  # a user's pytest options must not change a grade
     try:
-        pytest.main(_pytest_args(by_module), plugins=[plugin])
+        code = pytest.main(_pytest_args(by_module), plugins=[plugin])
     finally:
         if old is not None:
             os.environ["PYTEST_ADDOPTS"] = old
@@ -221,6 +221,10 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
         raise plugin.fatal
     if plugin.collect_errors:
         raise SpecError(str(specs[0].module.parent), "checks module", "; ".join(plugin.collect_errors))
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        raise RuntimeError(f"the grader's pytest session ended with {code!r}")
+    if namespaces and not plugin.results and any(plugin.include(c) for s in specs for c in s.checks):
+        raise RuntimeError("the grader's pytest session ran no check")
     elapsed = time.monotonic() - started
     out: list[ExerciseResult] = []
     for spec in specs:

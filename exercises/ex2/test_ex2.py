@@ -1,5 +1,5 @@
 """ex2 Service: one check per entry of exercise.yaml; fixtures come from the grader's runner."""
-from grader.checks import (expect_endpoints_exactly, expect_http_ok, expect_selects_running_pod,
+from grader.checks import (expect_endpoints_exactly, expect_http_answer, expect_selects_running_pod,
                            expect_service_port, expect_service_type, need, selected_pods)
 from grader.i18n import t
 
@@ -29,5 +29,5 @@ def test_service_answers(view, params, probe):
     name, port, path = params["service_name"], params["port"], params["proxy_path"]
     _service(view, params)
     answer = probe.service(view.namespace, name, port, path)
-    expect_http_ok(answer, t("Service {s}:{p}", "service {s}:{p}", s=name, p=port),
+    expect_http_answer(answer, t("Service {s}:{p}", "service {s}:{p}", s=name, p=port),
                    f"oc get --raw /api/v1/namespaces/{view.namespace}/services/{name}:{port}/proxy{path}")

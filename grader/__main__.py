@@ -1,0 +1,4 @@
+"""``python -m grader`` is ``grade``."""
+from .cli import entry
+
+entry()

@@ -1,0 +1,190 @@
+"""Proof that the exercises grade what they claim, and offline grading of submitted files.
+
+``grade selftest`` applies, per exercise, the reference solution, nothing, and every broken
+variant (``solutions/<id>/variants/<what-is-wrong>/``: files that replace the solution's files of
+the same name, and an ``expect.yaml`` naming the checks that must fail) each in its own scratch
+namespace, grades them all in one batch, and compares. Variants ship with the package, so an
+instructor can run this after ``pip install`` against their own cluster.
+
+``grade EX --manifests DIR`` loads a student's files into a fresh embedded cluster and grades them;
+a file that cannot be loaded is a failed ``manifests`` check (0 points) listing file and line.
+"""
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .errors import InfraError, SpecError, UsageError
+from .i18n import Raw, Text, t
+from .kube import Api
+from .results import CheckResult, Outcome, RunResult
+from .settings import Settings
+from .specs import ExerciseSpec
+
+ALL = frozenset({"*"})
+
+
+@dataclass(frozen=True)
+class Case:
+    exercise: str
+    name: str
+    files: tuple[Path, ...]
+    fails: frozenset[str]          # check ids that must fail; ALL for the empty namespace
+
+
+def cases(spec: ExerciseSpec) -> list[Case]:
+    from .commands import manifest_files, solution_dir
+
+    sol = solution_dir(spec.id)
+    if not sol.is_dir():
+        raise UsageError(f"exercise {spec.id} has no reference solution in {sol}")
+    base = {p.name: p for p in manifest_files(sol)}
+    out = [Case(spec.id, "solution", tuple(base.values()), frozenset()),
+           Case(spec.id, "empty", (), ALL)]
+    ids = {c.id for c in spec.checks}
+    vroot = sol / "variants"
+    for vdir in sorted(vroot.iterdir()) if vroot.is_dir() else []:
+        expect_path = vdir / "expect.yaml"
+        try:
+            expect = yaml.safe_load(expect_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise SpecError(str(expect_path), "(file)", f"cannot read: {e}") from None
+        fails = expect.get("fails")
+        if not isinstance(fails, list) or not fails or not all(isinstance(f, str) for f in fails):
+            raise SpecError(str(expect_path), "fails", "expected a non-empty list of check ids")
+        unknown = set(fails) - ids
+        if unknown:
+            raise SpecError(str(expect_path), "fails", f"unknown check id(s) {sorted(unknown)} for {spec.id}")
+        omit = expect.get("omit") or []
+        files = {**base, **{p.name: p for p in manifest_files(vdir) if p.name != "expect.yaml"}}
+        for name in omit:
+            files.pop(name, None)
+        out.append(Case(spec.id, vdir.name, tuple(files.values()), frozenset(fails)))
+    return out
+
+
+@contextmanager
+def _cluster(ns: argparse.Namespace, settings: Settings) -> Iterator[tuple[Any, Api, bool]]:
+    if getattr(ns, "kubeconfig", None) or getattr(ns, "context", None):
+        api = Api(kubeconfig=ns.kubeconfig, context=ns.context)
+        try:
+            yield None, api, True
+        finally:
+            api.close()
+    else:
+        from .commands import embedded
+        with embedded() as (cluster, api):
+            yield cluster, api, False
+
+
+def run_selftest(ns: argparse.Namespace, settings: Settings) -> int:
+    from .commands import apply_files, grade_on, solution_dir
+
+    ids = ns.exercises or [ex for ex in settings.available() if solution_dir(ex).is_dir()]
+    specs = [settings.exercise(ex) for ex in ids]
+    plan = [(spec, cases(spec)) for spec in specs]
+    lang = settings.lang
+    ok = True
+    with _cluster(ns, settings) as (cluster, api, real):
+        suffix = "-" + secrets.token_hex(3) if real else ""
+        created: list[str] = []
+        try:
+            names: dict[tuple[str, str], str] = {}
+            for spec, spec_cases in plan:
+                for case in spec_cases:
+                    namespace = f"selftest-{spec.id}-{case.name}"[:56] + suffix
+                    api.create_namespace(namespace, {"grader.dev/selftest": "true"})
+                    created.append(namespace)
+                    names[(spec.id, case.name)] = namespace
+                    problems = apply_files(api, list(case.files), namespace)
+                    if problems:
+                        raise UsageError(f"{spec.id}/{case.name} does not apply: " + "; ".join(problems))
+            if cluster is not None:
+                cluster.settle()
+            for spec, spec_cases in plan:
+                namespaces = [names[(spec.id, c.name)] for c in spec_cases]
+                wait = settings.wait_for(spec) if real else (settings.wait or 0.0)
+                result = grade_on(api, settings, [spec], namespaces, student=False, wait=wait)
+                for case, res in zip(spec_cases, result.results):
+                    line_ok, line = _compare(spec, case, res.checks, lang)
+                    ok &= line_ok
+                    print(line)
+        finally:
+            if real:
+                for namespace in created:
+                    try:
+                        api.delete_namespace(namespace)
+                    except InfraError as e:
+                        print(f"grade: could not delete scratch namespace {namespace}: {e.message.en}", file=sys.stderr)
+    print(t("セルフテスト: {r}", "selftest: {r}", r=Raw("OK" if ok else "FAILED")).get(lang))
+    return 0 if ok else 1
+
+
+def _compare(spec: ExerciseSpec, case: Case, checks: list[CheckResult], lang: str) -> tuple[bool, str]:
+    failed = {c.check_id for c in checks if c.outcome is Outcome.FAILED}
+    errors = {c.check_id for c in checks if c.outcome is Outcome.ERROR}
+    want = {c.id for c in spec.checks} if case.fails == ALL else set(case.fails)
+    score = sum(c.earned for c in checks)
+    good = failed == want and not errors
+    head = f"{'ok  ' if good else 'BAD '} {spec.id:5} {case.name:28} {score:g}/{spec.max_score:g}"
+    if good:
+        return True, head
+    detail = []
+    if failed - want:
+        detail.append(t("予期しない失敗 {c}", "unexpected failures {c}", c=Raw(",".join(sorted(failed - want)))).get(lang))
+    if want - failed:
+        detail.append(t("失敗すべきなのに合格 {c}", "should fail but passed {c}", c=Raw(",".join(sorted(want - failed)))).get(lang))
+    if errors:
+        msgs = "; ".join(f"{c.check_id}: {c.message.get(lang) if c.message else ''}" for c in checks if c.check_id in errors)
+        detail.append(t("エラー {c}", "errors {c}", c=Raw(msgs)).get(lang))
+    return False, head + "  " + "; ".join(detail)
+
+
+# --- grade EX --manifests DIR ----------------------------------------------------------------------
+def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec]) -> int:
+    from .cli import emit
+    from .commands import embedded, grade_on
+    from .manifests import load_path
+
+    path = Path(ns.manifests)
+    if not path.exists():
+        raise UsageError(f"--manifests {path}: no such file or directory")
+    namespace = (settings.namespaces or ["submission"])[0]
+    docs, problems = load_path(path)
+    messages: list[Text] = [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message
+                            for p in problems]
+    with embedded() as (cluster, api):
+        api.create_namespace(namespace)
+        for doc in docs:
+            try:
+                api.create(doc.obj, namespace)
+            except InfraError as e:
+                messages.append(t("{f}:{l}: 適用できません: {m}", "{f}:{l}: cannot be applied: {m}",
+                                  f=Raw(str(doc.path)), l=doc.line or 0, m=e.message))
+        cluster.settle()
+        result = grade_on(api, settings, specs, [namespace], student=not ns.out,
+                          wait=settings.wait if settings.wait is not None else 0.0)
+    for res in result.results:
+        res.checks.insert(0, _manifest_check(messages))
+    if ns.out:
+        from .batch import write_reports
+        write_reports(Path(ns.out), result.results, settings.lang)
+        return result.exit_code
+    return emit(result, ns, settings)
+
+
+def _manifest_check(messages: list[Text]) -> CheckResult:
+    title = Text("提出されたマニフェストがすべて読み込める", "every submitted manifest loads")
+    if not messages:
+        return CheckResult("manifests", title, 0.0, Outcome.PASSED)
+    joined = Text("\n".join(m.ja for m in messages[:20]), "\n".join(m.en for m in messages[:20]))
+    return CheckResult("manifests", title, 0.0, Outcome.FAILED, message=joined,
+                       hint=Text("YAML の構文 (インデント、コロン) と apiVersion/kind を確認してください。",
+                                 "Check the YAML syntax (indentation, colons) and apiVersion/kind."))

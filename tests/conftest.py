@@ -1,0 +1,66 @@
+"""Shared fixtures: one embedded cluster per test session, reached over real HTTP by the real client."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+XSD = ROOT.parent / "shared" / "junit" / "junit-10.xsd"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator["object"]:
+    from grader.sandbox import EmbeddedCluster
+
+    with EmbeddedCluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster, tmp_path_factory) -> Path:
+    return cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig):
+    from grader.kube import Api
+
+    a = Api(kubeconfig=str(kubeconfig))
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def fresh_ns(cluster, request) -> str:
+    """A new, empty namespace named after the test."""
+    import re
+    import secrets
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + secrets.token_hex(2)
+    cluster.create_namespace(name)
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _english_locale(monkeypatch):
+    """Tests assert on messages: fix the language unless a test sets it."""
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE", "GRADER_LANG", "GRADER_WAIT", "GRADER_COURSE",
+                "KUBECONFIG", "GRADER_ROUTER", "GRADER_ROUTE_DOMAIN", "GRADER_EXERCISES"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def needs_kubectl() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+
+def xsd_or_skip():
+    if not XSD.is_file():
+        pytest.skip(f"JUnit schema not found at {XSD} (it comes with the project's shared/ folder)")
+    from lxml import etree
+    return etree.XMLSchema(etree.parse(str(XSD)))
+
+

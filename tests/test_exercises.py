@@ -1,0 +1,79 @@
+"""Every exercise against its reference solution, an empty namespace and each broken variant.
+
+The cases come from ``solutions/<id>/`` (files) and ``solutions/<id>/variants/<what-is-wrong>/``
+(replaced files and an ``expect.yaml`` naming the checks that must fail). Each case is applied over
+HTTP into its own namespace of the embedded cluster and graded in one batch per exercise, through
+the same path as ``grade``.
+"""
+from __future__ import annotations
+
+import pytest
+
+from grader.commands import apply_files, grade_on, solution_dir
+from grader.results import Outcome
+from grader.selftest import ALL, cases
+from grader.settings import Settings
+
+SETTINGS = Settings(lang="en", wait=0.0)
+EXERCISES = [ex for ex in SETTINGS.available() if solution_dir(ex).is_dir()]
+
+
+@pytest.fixture(scope="module")
+def graded(cluster, api):
+    """exercise id → [(case, ExerciseResult)], graded once for the whole module."""
+    out = {}
+    for ex in EXERCISES:
+        spec = SETTINGS.exercise(ex)
+        spec_cases = cases(spec)
+        namespaces = []
+        for case in spec_cases:
+            ns = f"t-{ex}-{case.name}"[:60]
+            cluster.create_namespace(ns)
+            assert apply_files(api, list(case.files), ns) == [], f"{ex}/{case.name} does not apply"
+            namespaces.append(ns)
+        cluster.settle()
+        result = grade_on(api, SETTINGS, [spec], namespaces, student=False, wait=0.0)
+        out[ex] = list(zip(spec_cases, result.results))
+    return out
+
+
+def _case(graded, ex, name):
+    return next(r for c, r in graded[ex] if c.name == name)
+
+
+@pytest.mark.parametrize("ex", EXERCISES)
+def test_solution_scores_full_marks(graded, ex):
+    res = _case(graded, ex, "solution")
+    bad = [(c.check_id, c.outcome.value, c.message and c.message.en) for c in res.checks if c.outcome is not Outcome.PASSED]
+    assert bad == []
+    assert res.score == res.max_score > 0
+
+
+@pytest.mark.parametrize("ex", EXERCISES)
+def test_empty_namespace_scores_zero_with_every_hint(graded, ex):
+    res = _case(graded, ex, "empty")
+    assert res.score == 0
+    assert all(c.outcome is Outcome.FAILED for c in res.checks), [c.outcome for c in res.checks]
+    assert all(c.hint is not None and c.hint.en and c.hint.ja for c in res.checks)
+    assert all(c.message is not None and c.message.en and c.message.ja for c in res.checks)
+
+
+def _variant_ids():
+    return [(ex, c.name) for ex in EXERCISES for c in cases(SETTINGS.exercise(ex)) if c.fails != ALL and c.fails]
+
+
+@pytest.mark.parametrize("ex,variant", _variant_ids(), ids=[f"{e}-{v}" for e, v in _variant_ids()])
+def test_variant_fails_exactly_its_checks(graded, ex, variant):
+    case, res = next((c, r) for c, r in graded[ex] if c.name == variant)
+    failed = {c.check_id for c in res.checks if c.outcome is Outcome.FAILED}
+    errors = {c.check_id: c.message.en for c in res.checks if c.outcome is Outcome.ERROR}
+    assert errors == {}
+    assert failed == set(case.fails)
+    lost = sum(c.points for c in res.checks if c.check_id in case.fails)
+    assert res.score == res.max_score - lost
+
+
+def test_every_exercise_has_variants():
+    """A broken variant per typical mistake: an exercise without any is not tested for precision."""
+    for ex in EXERCISES:
+        assert len(cases(SETTINGS.exercise(ex))) >= 3, ex
