@@ -100,10 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = resolve(vars(ns))
             lang = settings.lang
             from . import commands
-            return getattr(commands, cmd)(ns, settings)
-        if not args_list or args_list[0] in ("-h", "--help"):
+            run = {"list": commands.list_exercises, "show": commands.show, "demo": commands.demo,
+                   "sandbox": commands.sandbox, "selftest": commands.selftest}[cmd]
+            return run(ns, settings)
+        if not args_list:
+            build_parser().print_usage(sys.stderr)
+            return 2
+        if args_list[0] in ("-h", "--help"):
             build_parser().print_help()
-            return 0 if args_list else 2
+            return 0
         if args_list[0] == "--version":
             print(f"grade {__version__}")
             return 0

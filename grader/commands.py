@@ -177,7 +177,7 @@ def demo(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 # --- grade list / show -------------------------------------------------------------------------
-def list(ns: argparse.Namespace, settings: Settings) -> int:  # noqa: A001 - the subcommand's name
+def list_exercises(ns: argparse.Namespace, settings: Settings) -> int:
     for ex_id in settings.available():
         spec = settings.exercise(ex_id)
         print(f"{spec.id:6} {spec.render(spec.title).get(settings.lang)}  "

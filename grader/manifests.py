@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from .apiserver import known_kinds
-from .i18n import Text, t
+from .i18n import Raw, Text, clean, t
 
 __all__ = ["Document", "ManifestProblem", "load_path", "load_text", "SUFFIXES"]
 
@@ -100,11 +100,15 @@ def load_text(text: str, path: str = "<string>") -> tuple[list[Document], list[M
                 raw.append((_construct(node),
                             node.start_mark.line + 1))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            # The construct that was left open (context) is where the student's mistake is; the
+            # parser only notices it later (problem), often at the end of the file.
+            context = getattr(exc, "context_mark", None)
+            mark = context or getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 0
-            what = getattr(exc, "problem", None) or str(exc)
+            what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) \
+                or str(exc)
             problems.append(ManifestProblem(path, line, t(
-                "YAML の構文エラー ({n} 行目): {e}", "YAML syntax error at line {n}: {e}", n=line, e=what)))
+                "YAML の構文エラー ({n} 行目): {e}", "YAML syntax error at line {n}: {e}", n=line, e=Raw(clean(what)))))
     for obj, line in raw:
         _check(obj, path, line, docs, problems)
     return docs, problems

@@ -1,6 +1,7 @@
 """Shared fixtures: one embedded cluster per test session, reached over real HTTP by the real client."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -51,6 +52,16 @@ def _english_locale(monkeypatch):
     for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE", "GRADER_LANG", "GRADER_WAIT", "GRADER_COURSE",
                 "KUBECONFIG", "GRADER_ROUTER", "GRADER_ROUTE_DOMAIN", "GRADER_EXERCISES"):
         monkeypatch.delenv(var, raising=False)
+
+
+def run_grade(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None):
+    """``python -m grader ARGS`` in a child process, finding this checkout's package first."""
+    import subprocess
+    import sys
+    environ = {**os.environ, **(env or {})}
+    environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + environ["PYTHONPATH"] if environ.get("PYTHONPATH") else "")
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=environ)
 
 
 def needs_kubectl() -> pytest.MarkDecorator:
