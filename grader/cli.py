@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import __version__
 from .errors import ClusterUnavailable, GraderError, InfraError, UsageError
-from .i18n import Text, t
 from .results import RunResult
 from .settings import Settings, resolve
 
@@ -154,13 +152,8 @@ def emit(result: RunResult, ns: argparse.Namespace, settings: Settings, *, inclu
     return result.exit_code
 
 
-def text(lang: str, message: Text) -> str:
-    return message.get(lang)
-
-
 def entry() -> None:  # console_scripts entry point
     sys.exit(main())
 
 
 __all__ = ["main", "entry", "emit", "build_parser"]
-_ = (Any, Path, t)

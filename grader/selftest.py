@@ -24,7 +24,7 @@ import yaml
 from .errors import InfraError, SpecError, UsageError
 from .i18n import Raw, Text, t
 from .kube import Api
-from .results import CheckResult, Outcome, RunResult
+from .results import CheckResult, Outcome
 from .settings import Settings
 from .specs import ExerciseSpec
 
