@@ -12,6 +12,8 @@ runs synchronously inside the API write, as it does on a real server.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -209,7 +211,9 @@ class Controllers:
     # --- admission ----------------------------------------------------------------------------
     def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
         spec = obj.get("spec")
-        if rt.key == "services" and isinstance(spec, dict):
+        if rt.key == "secrets":
+            _admit_secret(obj)
+        elif rt.key == "services" and isinstance(spec, dict):
             self._admit_service(obj, old)
         elif rt.key == "replicationcontrollers" and isinstance(spec, dict):
             spec.setdefault("replicas", 1)
@@ -238,6 +242,7 @@ class Controllers:
         elif rt.key == "pods" and isinstance(spec, dict):
             self._admit_pod(rt, obj, old)
         elif rt.key == "persistentvolumeclaims" and isinstance(spec, dict):
+            _check_quantities(rt, ((spec.get("resources") or {}).get("requests") or {}))
             if old is None:
                 if "storageClassName" not in spec:
                     default = self._default_class()
@@ -785,6 +790,41 @@ class Controllers:
                                         "routerCanonicalHostname": f"router-default.{self.route_domain}",
                                         "conditions": [cond]}]}
         self.store.put(self.R["routes.route.openshift.io"], route)
+
+
+_QUANTITY_RX = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+def _check_quantities(rt: ResourceType, values: dict) -> None:
+    """A size the API cannot decode ("1GB", "1 Gi") is refused with 400, as by the real server."""
+    for value in values.values():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, str) or not _QUANTITY_RX.match(value):
+            raise ApiStatus(400, "BadRequest", f'{rt.kind} in version "v1" cannot be handled as a {rt.kind}: '
+                            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+def _admit_secret(obj: dict) -> None:
+    """As the real API server: ``type`` defaults to Opaque, ``data`` must be base64 (a plain-text
+    value is refused with 400, a mistake students make), and the write-only ``stringData`` is
+    encoded into ``data`` and not stored, so readers only ever see ``data``."""
+    obj.setdefault("type", "Opaque")
+    data = obj.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise ApiStatus(400, "BadRequest", 'Secret in version "v1" cannot be handled as a Secret: '
+                        "json: cannot unmarshal data into Go struct field Secret.data of type map[string][]uint8")
+    for key, value in (data or {}).items():
+        try:
+            base64.b64decode(value if isinstance(value, str) else "\0", validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiStatus(400, "BadRequest", 'Secret in version "v1" cannot be handled as a Secret: '
+                            f"illegal base64 data in data[{key}]") from None
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        merged = dict(data or {})
+        merged.update({str(k): base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()})
+        obj["data"] = merged
 
 
 def _resolve_target(pod: dict, target: Any) -> int | None:
