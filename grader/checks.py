@@ -516,6 +516,7 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
     quoted: a literal value is where students paste passwords."""
     key_ref, all_ref = _REF_FIELDS[kind]
     literal = False
+    prefixed: str | None = None
     other: list[Text] = []
     for c in _containers_of(obj):
         for e in as_list(c.get("env")):
@@ -536,11 +537,18 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
             prefix = dig(ef, "prefix", default="")
             if isinstance(ref, dict) and ref.get("name") == name and isinstance(prefix, str) and prefix + key == var:
                 return
-    cmd = oc(view, f"set env {resource(str(obj.get('kind') or 'Pod')).short if str(obj.get('kind') or 'Pod') in RESOURCES else 'pod'} {name_of(obj)} --list")
+            if isinstance(ref, dict) and ref.get("name") == name and isinstance(prefix, str) and prefix:
+                prefixed = prefix + key
+    kind_name = str(obj.get("kind") or "Pod")
+    cmd = oc(view, f"set env {kind_name.lower() if kind_name in RESOURCES else 'pod'}/{name_of(obj)} --list")
     if literal:
         fail(t("{what} の環境変数 {var} は値を直接書いています (値は表示しません)。valueFrom.{ref} で {kind} {name} のキー {key} から取得してください。",
                "{what} sets {var} to a literal value (not shown); take it from key {key} of {kind} {name} with valueFrom.{ref}.",
                what=_what(obj), var=Raw(var), ref=Raw(key_ref), kind=Raw(kind), name=Raw(name), key=Raw(key)), cmd)
+    if prefixed is not None and not other:
+        fail(t("{what} の envFrom は {kind} {name} に接頭辞を付けるため、変数名は {var} ではなく {got} になります。",
+               "the envFrom of {what} adds a prefix to {kind} {name}: the variable is {got}, not {var}.",
+               what=_what(obj), kind=Raw(kind), name=Raw(name), var=Raw(var), got=prefixed), cmd)
     if other:
         fail(t("{what} の環境変数 {var} は {kind} {name} のキー {key} ではなく {got} から取得しています。",
                "{what} takes {var} from {got}, not from key {key} of {kind} {name}.",
