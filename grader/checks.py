@@ -320,21 +320,43 @@ def _size_text(value: Any) -> Any:
 _WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "ReplicationController")
 
 
+def kind_of(obj: Obj) -> str:
+    """An object's kind. Items of a list response carry none, so it is inferred from the shape
+    when missing; the functions that fetch objects here (``need_workload``, ``route_or_ingress``)
+    tag what they return."""
+    kind = obj.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    spec = as_dict(obj.get("spec"))
+    if "to" in spec:
+        return "Route"
+    if "rules" in spec or "defaultBackend" in spec or "loadBalancer" in as_dict(obj.get("status")):
+        return "Ingress"
+    if "template" in spec:
+        return "ReplicationController" if "matchLabels" not in as_dict(spec.get("selector")) else "Deployment"
+    return "Pod"
+
+
+def tagged(obj: Obj, kind: str) -> Obj:
+    """A shallow copy that says what it is (list items from the API do not)."""
+    return {**obj, "kind": kind}
+
+
 def pod_spec(obj: Obj) -> dict[str, Any]:
     """The pod spec of a Pod, or of a controller's pod template, so the same checks read both."""
-    if str(obj.get("kind", "")) in _WORKLOAD_KINDS:
+    if kind_of(obj) in _WORKLOAD_KINDS:
         return as_dict(dig(obj, "spec", "template", "spec"))
     return as_dict(dig(obj, "spec"))
 
 
 def _what(obj: Obj) -> Text:
     """"Pod x" / "Deployment x" for messages."""
-    kind = str(obj.get("kind") or "Pod")
+    kind = kind_of(obj)
     return t("{kind} {name}", "{kind} {name}", kind=Raw(kind if kind in RESOURCES else "object"), name=name_of(obj))
 
 
 def _describe(view: View, obj: Obj) -> str:
-    kind = str(obj.get("kind") or "Pod")
+    kind = kind_of(obj)
     res = resource(kind) if kind in RESOURCES else resource("Pod")
     return oc(view, f"describe {res.short} {name_of(obj)}")
 
@@ -539,7 +561,7 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
                 return
             if isinstance(ref, dict) and ref.get("name") == name and isinstance(prefix, str) and prefix:
                 prefixed = prefix + key
-    kind_name = str(obj.get("kind") or "Pod")
+    kind_name = kind_of(obj)
     cmd = oc(view, f"set env {kind_name.lower() if kind_name in RESOURCES else 'pod'}/{name_of(obj)} --list")
     if literal:
         fail(t("{what} の環境変数 {var} は値を直接書いています (値は表示しません)。valueFrom.{ref} で {kind} {name} のキー {key} から取得してください。",
@@ -561,10 +583,12 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
 # --- replication -----------------------------------------------------------------------------
 def need_workload(view: View, name: str, kinds: tuple[str, ...] = ("Deployment", "ReplicationController")) -> Obj:
     """The first of ``kinds`` called ``name`` (a front end may be a Deployment or an RC)."""
+    if len(kinds) == 1:
+        return tagged(need(view, kinds[0], name), kinds[0])
     for kind in kinds:
         obj = view.get(kind, name)
         if obj is not None:
-            return obj
+            return tagged(obj, kind)
     fail(t("{kinds} {name} が名前空間 {ns} にありません。", "there is no {kinds} {name} in namespace {ns}.",
            kinds=Raw(" / ".join(kinds)), name=name, ns=view.namespace),
          oc(view, "get " + ",".join(resource(k).short for k in kinds)))
@@ -576,8 +600,7 @@ def expect_replicas(view: View, obj: Obj, wanted: int) -> None:
         fail(t("{what} の spec.replicas は {want} であるべきですが {got} です。",
                "{what} should ask for {want} replicas (spec.replicas), not {got}.",
                what=_what(obj), want=wanted, got=got if isinstance(got, int) else str(got)),
-             oc(view, f"scale {resource(str(obj.get('kind'))).short} {name_of(obj)} --replicas={wanted}"
-                if str(obj.get("kind")) in RESOURCES else f"get all {name_of(obj)}"))
+             show(view, kind_of(obj), name_of(obj), "") if kind_of(obj) in RESOURCES else oc(view, "get all"))
 
 
 def expect_ready_replicas(view: View, obj: Obj, wanted: int) -> None:
@@ -597,7 +620,7 @@ def selector_of_workload(obj: Obj) -> dict[str, str] | None:
     """Equality selector of an RC (a map) or a Deployment/ReplicaSet (matchLabels); None when it
     uses matchExpressions, which equality checks cannot judge."""
     sel = dig(obj, "spec", "selector")
-    if str(obj.get("kind")) == "ReplicationController":
+    if kind_of(obj) == "ReplicationController":
         return {str(k): str(v) for k, v in as_dict(sel).items()}
     if as_list(dig(sel, "matchExpressions")):
         return None
@@ -608,7 +631,7 @@ def expect_selector_matches_template(view: View, obj: Obj, wanted: Mapping[str, 
     """The selector includes ``wanted`` and selects the controller's own template labels."""
     sel = selector_of_workload(obj) or {}
     template = {str(k): str(v) for k, v in as_dict(dig(obj, "spec", "template", "metadata", "labels")).items()}
-    cmd = oc(view, f"get {resource(str(obj.get('kind'))).short if str(obj.get('kind')) in RESOURCES else 'all'} {name_of(obj)} -o yaml")
+    cmd = oc(view, f"get {resource(kind_of(obj)).short if kind_of(obj) in RESOURCES else 'all'} {name_of(obj)} -o yaml")
     missing = {k: v for k, v in wanted.items() if sel.get(k) != str(v)}
     if missing:
         fail(t("{what} のセレクターに {want} が必要です (実際: {got})。", "the selector of {what} should include {want} (it is {got}).",
@@ -633,7 +656,7 @@ def owned_pods(view: View, owner: Obj) -> list[Obj]:
     """Pods the controller owns (ownerReferences), through ReplicaSets for a Deployment: the pods
     it made, not merely pods whose labels happen to match."""
     owners = [owner]
-    if str(owner.get("kind")) == "Deployment":
+    if kind_of(owner) == "Deployment":
         owners = [rs for rs in view.list("ReplicaSet") if _controlled_by(rs, owner)]
     return [p for p in view.list("Pod") if any(_controlled_by(p, o) for o in owners)]
 
@@ -667,9 +690,12 @@ def expect_spread(view: View, pods: list[Obj]) -> None:
                               "{n} schedulable node(s): the spread of pods is not judged.", n=len(nodes)))
     placed = {str(dig(p, "spec", "nodeName", default="")) for p in pods}
     placed.discard("")
-    if len(pods) < 2 or len(placed) < 2:
+    if len(pods) < 2:
+        fail(t("Pod が 1 個しかないため、複数のノードに分散できません。", "there is only one pod, so nothing is spread over nodes."),
+             oc(view, "get pods -o wide"))
+    if len(placed) < 2:
         fail(t("{n} 個の Pod がすべて同じノード ({nodes}) にあります。ノード障害ですべて停止します。",
-               "all {n} pod(s) run on the same node ({nodes}); one node failure stops them all.",
+               "all {n} pods run on the same node ({nodes}); one node failure stops them all.",
                n=len(pods), nodes=Raw(", ".join(_q(x) for x in sorted(placed)) or "-")), oc(view, "get pods -o wide"))
 
 
@@ -686,12 +712,12 @@ def route_or_ingress(view: View, name: str) -> Obj:
         fail(t("Route {name} がありません。Ingress {name} はありますが、このクラスターでは Route で公開してください。",
                "there is no Route {name}; there is an Ingress {name}, but on this cluster expose it with a Route.",
                name=name), show(view, "Route"))
-    return obj if obj is not None else need(view, kind, name)
+    return tagged(obj if obj is not None else need(view, kind, name), kind)
 
 
 def _backends(obj: Obj) -> list[tuple[str, str, Any]]:
     """(kind, service name, port) each request may go to."""
-    if str(obj.get("kind")) == "Route":
+    if kind_of(obj) == "Route":
         to = as_dict(dig(obj, "spec", "to"))
         return [(str(to.get("kind") or "Service"), str(to.get("name", "")), dig(obj, "spec", "port", "targetPort"))]
     out = []
@@ -708,7 +734,7 @@ def _backends(obj: Obj) -> list[tuple[str, str, Any]]:
 def expect_exposes_service(view: View, obj: Obj, service: str) -> None:
     """Every backend of the Route/Ingress is ``service``, on a port that service has."""
     backends = _backends(obj)
-    kind = str(obj.get("kind"))
+    kind = kind_of(obj)
     cmd = show(view, kind, name_of(obj))
     wrong = [(k, n) for k, n, _ in backends if (k, n) != ("Service", service)]
     if not backends or wrong:
@@ -736,8 +762,8 @@ def expect_exposes_service(view: View, obj: Obj, service: str) -> None:
 
 def expect_admitted(view: View, obj: Obj) -> None:
     """A Route admitted by a router (Admitted=True), an Ingress given an address by its controller."""
-    cmd = oc(view, f"describe {resource(str(obj.get('kind'))).short} {name_of(obj)}")
-    if str(obj.get("kind")) == "Route":
+    cmd = oc(view, f"describe {resource(kind_of(obj)).short} {name_of(obj)}")
+    if kind_of(obj) == "Route":
         conds = [c for i in as_list(dig(obj, "status", "ingress")) for c in as_list(dig(i, "conditions"))
                  if isinstance(c, dict) and c.get("type") == "Admitted"]
         if any(c.get("status") == "True" for c in conds):
@@ -754,7 +780,7 @@ def expect_admitted(view: View, obj: Obj) -> None:
 
 
 def exposure_host(obj: Obj) -> str:
-    if str(obj.get("kind")) == "Route":
+    if kind_of(obj) == "Route":
         host = dig(obj, "spec", "host") or dig(obj, "status", "ingress", 0, "host")
         return host if isinstance(host, str) else ""
     for rule in as_list(dig(obj, "spec", "rules")):
@@ -768,7 +794,7 @@ def expect_host(view: View, obj: Obj) -> str:
     host = exposure_host(obj)
     if not host:
         fail(t("{what} にホスト名がありません。", "{what} has no host name.", what=_what(obj)),
-             oc(view, f"get {resource(str(obj.get('kind'))).short} {name_of(obj)}"))
+             oc(view, f"get {resource(kind_of(obj)).short} {name_of(obj)}"))
     return host
 
 
@@ -779,3 +805,14 @@ def expect_page(view: View, probe: Any, obj: Obj, path: str = "/", contains: str
     answer = probe.url(host, path)
     expect_http_ok(answer, t("http://{h}{p}", "http://{h}{p}", h=Raw(host), p=Raw(path)),
                    f"curl -i http://{host}{path}", contains or None)
+
+
+def expect_workload_image(view: View, obj: Obj, contains: str) -> None:
+    """Some container of the pod template runs an image whose name contains ``contains``."""
+    images = [str(c.get("image", "")) for c in _containers_of(obj)]
+    if not any(contains in i for i in images):
+        fail(t("{what} の Pod テンプレートのイメージに {want} が含まれていません (実際: {got})。",
+               "no image in the pod template of {what} contains {want} (images: {got}).",
+               what=_what(obj), want=contains, got=Raw(", ".join(_q(i) for i in images) or "-")),
+             oc(view, f"get {resource(kind_of(obj)).short if kind_of(obj) in RESOURCES else 'all'} "
+                      f"{name_of(obj)} -o jsonpath='{{.spec.template.spec.containers[*].image}}'"))
