@@ -60,16 +60,22 @@ class _Plugin:
         self.fatal: BaseException | None = None
         self.collect_errors: list[str] = []
         self._exc: dict[str, BaseException] = {}
+        self._module_specs: dict[int, ExerciseSpec] = {}
 
     # --- fixtures available to exercise modules --------------------------------------------
     def _spec_of(self, module: Any) -> ExerciseSpec:
-        return self.specs[Path(module.__file__).resolve()]
+        spec = self._module_specs.get(id(module))
+        if spec is None:  # resolving the path per item cost more than running a check
+            spec = self._module_specs[id(module)] = self.specs[Path(module.__file__).resolve()]
+        return spec
 
-    @pytest.fixture
+    # exercise and params are the same for every item of a module: module scope spares a
+    # fixture setup per (check x namespace) item.
+    @pytest.fixture(scope="module")
     def exercise(self, request: pytest.FixtureRequest) -> ExerciseSpec:
         return self._spec_of(request.module)
 
-    @pytest.fixture
+    @pytest.fixture(scope="module")
     def params(self, exercise: ExerciseSpec) -> Any:
         from types import MappingProxyType
         return MappingProxyType(dict(exercise.params))
@@ -79,8 +85,8 @@ class _Plugin:
         return self._snapshot.view(ns)
 
     @pytest.fixture
-    def probe(self) -> Probe:
-        return self._probe
+    def probe(self, ns: str) -> Any:
+        return self._probe.scoped(ns, self._snapshot)  # the host-claim rule needs to know who asks
 
     # --- collection ------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -109,9 +115,22 @@ class _Plugin:
 
     # --- running ---------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-        if call.excinfo is not None and call.when in ("setup", "call"):
-            self._exc.setdefault(item.nodeid, call.excinfo.value)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+        """Keep the exception itself, and give pytest a report without a formatted traceback.
+
+        pytest's own report renders a failure's traceback with source, parsing the module's
+        AST for each frame: ~7 ms per failed check, most of a class's grading time. Nothing
+        reads that text (the outcome comes from the exception), so a one-line summary stands
+        in for it. Skips keep pytest's report.
+        """
+        excinfo = call.excinfo
+        if excinfo is not None and call.when in ("setup", "call"):
+            self._exc.setdefault(item.nodeid, excinfo.value)
+        if excinfo is not None and isinstance(excinfo.value, pytest.skip.Exception):
+            return None
+        longrepr = None if excinfo is None else f"{excinfo.typename}: {str(excinfo.value)[:200]}"
+        return pytest.TestReport(item.nodeid, item.location, {}, "passed" if excinfo is None else "failed",
+                                 longrepr, call.when, (), call.duration, call.start, call.stop)
 
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         from _pytest.runner import runtestprotocol
@@ -126,7 +145,7 @@ class _Plugin:
             deferred: list[_Item] = []
             for n, it in enumerate(pending):
                 started = time.monotonic()
-                runtestprotocol(it.item, nextitem=None, log=False)
+                runtestprotocol(it.item, nextitem=_next(pending, n), log=False)
                 outcome = self._record(it, time.monotonic() - started)
                 if outcome is None:
                     deferred.append(it)
@@ -137,9 +156,9 @@ class _Plugin:
             if deferred:
                 self._probe.defer = False
                 self._probe.run_deferred()
-                for it in deferred:
+                for n, it in enumerate(deferred):
                     started = time.monotonic()
-                    runtestprotocol(it.item, nextitem=None, log=False)
+                    runtestprotocol(it.item, nextitem=_next(deferred, n), log=False)
                     self._record(it, time.monotonic() - started)
                     if self.fatal:
                         return True
@@ -196,10 +215,22 @@ class _Plugin:
         return outcome
 
 
+def _next(items: list[_Item], n: int) -> pytest.Item | None:
+    """The item run after ``items[n]``: pytest then keeps the module- and session-scoped
+    fixtures they share instead of tearing everything down after each item. None at the end
+    of a pass, so every pass starts from a clean setup (the snapshot may be refreshed)."""
+    return items[n + 1].item if n + 1 < len(items) else None
+
+
 def _pytest_args(modules: Iterable[Path]) -> list[str]:
     ini = Path(__file__).resolve().parent / "_pytest.ini"
-    return [*(str(m) for m in modules), "--disable-plugin-autoload", "-p", "no:terminal",
-            "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:warnings",
+    # Built-in plugins that cost per item or per session and give a grade nothing: log capture
+    # (two handlers attached per phase of every item), the unraisable/thread exception hooks
+    # (a full gc.collect per session, slow with a class's snapshot in memory), and the rest.
+    off = ("terminal", "cacheprovider", "stepwise", "warnings", "logging", "unraisableexception",
+           "threadexception", "faulthandler", "junitxml", "doctest", "pastebin", "setuponly",
+           "setupplan", "legacypath")
+    return [*(str(m) for m in modules), "--disable-plugin-autoload", *(a for p in off for a in ("-p", f"no:{p}")),
             "--import-mode=importlib", "-c", str(ini), "--rootdir", str(ini.parent)]
 
 
@@ -217,6 +248,8 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
     finally:
         if old is not None:
             os.environ["PYTEST_ADDOPTS"] = old
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt  # pytest swallowed Ctrl-C/SIGTERM: the results are partial
     if plugin.fatal:
         raise plugin.fatal
     if plugin.collect_errors:
