@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import ssl
 import threading
 import time
@@ -96,32 +97,56 @@ class HttpAnswer:
 
 @dataclass
 class RetryPolicy:
-    attempts: int = 6
+    """How hard one logical request tries before its failure is reported.
+
+    The numbers serve two promises at once: a flaky API server (a third of requests failing at
+    random) must not change a grade, so up to 12 attempts with capped "full jitter" backoff; and
+    an unusable cluster must be reported within 15 s of starting ``grade``, so every attempt's
+    timeouts are clipped to what is left of a 9 s deadline (one black-holed attempt cannot
+    overrun it), and a refused connection — a closed port, which a retry rarely fixes — gets only
+    3 quick attempts.
+    """
+
+    attempts: int = 12
     base: float = 0.1
     cap: float = 2.0
-    deadline: float = 30.0          # seconds for one logical request, retries included
+    deadline: float = 9.0           # seconds for one logical request, retries included
+    connect_timeout: float = 3.0
+    read_timeout: float = 8.0
+    refused_attempts: int = 3
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before the next attempt: at least the server's Retry-After, else full jitter."""
         if retry_after is not None:
-            return min(retry_after, self.cap * 2)
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))  # "full jitter"
+            return max(0.0, retry_after) + random.uniform(0, self.base)
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+class Unreachable(ClusterUnavailable):
+    """No HTTP answer at all (refused, reset, timed out, TLS); ``cause`` says which, for retries."""
+
+    def __init__(self, message: Text, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class Api:
     """A read-mostly view of one cluster through the official client."""
 
     def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
-                 retry: RetryPolicy | None = None, timeout: float = 10.0) -> None:
+                 retry: RetryPolicy | None = None, timeout: float | None = None) -> None:
         from kubernetes import client, config  # imported here: ~0.3 s, and only when a cluster is used
         from kubernetes.config.config_exception import ConfigException
 
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        if timeout is not None:
+            self.retry.read_timeout = timeout
         self.namespace: str | None = None
         self.extensions: dict[str, Any] = {}
         self.requests_made = 0
         self._lock = threading.Lock()
         self._served: dict[str, bool] = {}
+        self._down: ClusterUnavailable | None = None
         cfg = client.Configuration()
         path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
         in_cluster = not kubeconfig and not os.path.exists(path) and "KUBERNETES_SERVICE_HOST" in os.environ
@@ -144,9 +169,16 @@ class Api:
                                         persist_config=False)
                 self._read_context(path, context)
         except ConfigException as e:
-            raise ClusterUnavailable(t("kubeconfig {p} を使えません: {e}", "cannot use kubeconfig {p}: {e}",
-                                       p=Raw(path), e=Raw(str(e)))) from None
-        cfg.retries = False
+            raise ClusterUnavailable(t(
+                "kubeconfig {p} を使えません: {e}。`oc login` でログインし直すか、--kubeconfig/--context を確認してください。",
+                "cannot use kubeconfig {p}: {e}; log in again with `oc login` or check --kubeconfig/--context.",
+                p=Raw(path), e=Raw(_short(e)))) from None
+        except (OSError, ValueError, TypeError, AttributeError) as e:  # unreadable or not YAML at all
+            raise ClusterUnavailable(t(
+                "kubeconfig {p} を読み込めません: {e}。`oc login` で作り直してください。",
+                "cannot read kubeconfig {p}: {e}; recreate it with `oc login`.",
+                p=Raw(path), e=Raw(_short(e)))) from None
+        cfg.retries = False             # retries are ours: one policy, one deadline
         self.server = cfg.host
         self._client = client.ApiClient(cfg)
 
@@ -171,9 +203,9 @@ class Api:
 
     # --- raw requests ----------------------------------------------------------------------
     def _request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
-                 body: Any = None) -> tuple[int, Any, bytes]:
+                 body: Any = None, timeout: tuple[float, float] | None = None) -> tuple[int, Any, bytes]:
         """One HTTP exchange through the client (auth, TLS, proxies from kubeconfig);
-        (status, headers, body). Connection-level failures raise ``ClusterUnavailable``."""
+        (status, headers, body). No HTTP answer at all raises ``Unreachable``."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -182,24 +214,41 @@ class Api:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        timeout = timeout or (self.retry.connect_timeout, self.retry.read_timeout)
         try:
             m, url, hdrs, data, _ = self._client.param_serialize(
                 method=method, resource_path=path, query_params=query or [], header_params=headers,
                 body=body, auth_settings=["BearerToken"])
-            resp = self._client.call_api(m, url, header_params=hdrs, body=data,
-                                         _request_timeout=(5, self.timeout))
+            resp = self._client.call_api(m, url, header_params=hdrs, body=data, _request_timeout=timeout)
             return resp.status, resp.headers, resp.read() or b""
-        except (ApiException, HTTPError, ssl.SSLError, OSError) as e:
-            reason = getattr(e, "reason", None) or e
-            if "SSL" in str(reason).upper() or "CERTIFICATE" in str(reason).upper():
-                raise ClusterUnavailable(t(
-                    "{srv} の TLS 証明書を検証できません: {e}。kubeconfig の certificate-authority を確認してください。",
-                    "TLS verification of {srv} failed: {e}; check certificate-authority in your kubeconfig.",
-                    srv=Raw(self.server), e=Raw(_short(reason)))) from None
-            raise ClusterUnavailable(t(
-                "{srv} に接続できません: {e}。クラスターが起動しているか、`oc login` のサーバーを確認してください。",
-                "cannot reach {srv}: {e}; check the cluster is up and the server in `oc login`.",
-                srv=Raw(self.server), e=Raw(_short(reason)))) from None
+        except (ApiException, HTTPError, OSError) as e:
+            raise self._unreachable(e, timeout) from None
+
+    def _unreachable(self, e: BaseException, timeout: tuple[float, float]) -> Unreachable:
+        """A one-line, actionable message for a request that got no HTTP answer."""
+        text = " ".join(f"{getattr(e, 'reason', '')} {e!r}".split())
+        tls = re.search(r"(certificate verify failed[^'\")(]*|SSL: [A-Z_]+\][^'\")(]*|wrong version number"
+                        r"|hostname mismatch[^'\")(]*|CERTIFICATE_VERIFY_FAILED)", text)
+        if tls or isinstance(e, ssl.SSLError) or "SSLError" in text:
+            why = tls.group(0).strip(" ,.") if tls else "TLS handshake failed"
+            return Unreachable(t(
+                "{srv} の TLS 証明書を検証できません ({e})。kubeconfig の certificate-authority を確認するか、`oc login` でログインし直してください。",
+                "TLS verification of {srv} failed ({e}); check certificate-authority in your kubeconfig or log in again with `oc login`.",
+                srv=Raw(self.server), e=Raw(_short(why))), "tls")
+        if "timed out" in text.lower() or "timeout" in type(e).__name__.lower():
+            cause, why_ja, why_en = "timeout", f"{sum(timeout):g} 秒以内に応答がありません", f"no answer within {sum(timeout):g} s"
+        elif "refused" in text.lower():
+            cause, why_ja, why_en = "refused", "接続を拒否されました", "connection refused"
+        elif "Name or service not known" in text or "nodename nor servname" in text or "NameResolution" in text:
+            cause, why_ja, why_en = "refused", "ホスト名を解決できません", "the host name does not resolve"
+        elif any(w in text for w in ("reset", "aborted", "RemoteDisconnected", "closed connection", "IncompleteRead",
+                                     "Broken pipe", "ProtocolError")):
+            cause, why_ja, why_en = "reset", "接続が切断されました", "the connection was closed without an answer"
+        else:
+            cause, why_ja, why_en = "other", _short(text), _short(text)
+        return Unreachable(Text(
+            f"{self.server} に接続できません ({why_ja})。クラスターが起動しているか、`oc login` のサーバーを確認してください。",
+            f"cannot reach {self.server} ({why_en}); check the cluster is up and the server in `oc login`."), cause)
 
     def _error(self, status: int, headers: Any, body: bytes) -> GraderError:
         """The project's error for a non-2xx answer, from the Status body's message."""
@@ -208,44 +257,77 @@ class Api:
             return Unauthorized(t(
                 "{srv} が認証を拒否しました (401: {m})。`oc login` でログインし直してください。",
                 "{srv} refused the credentials (401: {m}): log in again with `oc login`.",
-                srv=Raw(self.server), m=Raw(message)))
+                srv=Raw(self.server), m=Raw(_short(message))))
         if status in (403, 404):
-            return CannotSee(t("読み取れません ({s}: {m})", "cannot read it ({s}: {m})", s=status, m=Raw(message)),
+            return CannotSee(t("読み取れません ({s}: {m})", "cannot read it ({s}: {m})", s=status, m=Raw(_short(message))),
                              status, body=body)
         return ApiError(t("API サーバーが {s} を返しました: {m}", "the API server answered {s}: {m}",
-                          s=status, m=Raw(message)), status, body=body)
+                          s=status, m=Raw(_short(message))), status, body=body)
+
+    def _attempts(self) -> Iterator[tuple[int, tuple[float, float]]]:
+        """(attempt number, timeouts) while the retry deadline lasts; raises ``self._down``
+        when an earlier logical request already found the cluster unreachable."""
+        if self._down is not None:
+            raise self._down
+        started = time.monotonic()
+        for attempt in range(self.retry.attempts):
+            left = self.retry.deadline - (time.monotonic() - started)
+            if left <= 0.05:
+                return
+            yield attempt, (min(self.retry.connect_timeout, left), min(self.retry.read_timeout, left))
+
+    def _sleep(self, attempt: int, retry_after: float | None, started: float) -> bool:
+        """Back off before the next attempt; False when that would pass the deadline."""
+        delay = self.retry.delay(attempt + 1, retry_after)
+        if time.monotonic() - started + delay >= self.retry.deadline:
+            return False
+        time.sleep(delay)
+        return True
 
     def _call(self, path: str, query: list[tuple[str, Any]] | None = None, *,
               raw: bool = False, retry: bool = True) -> Any:
-        """GET with retries of transient failures (429, 5xx, resets) until the retry deadline."""
+        """GET with retries of transient failures (429, 5xx, resets, timeouts) until the deadline.
+
+        A 401 or a TLS failure is final at once (retrying cannot fix credentials or a CA); a
+        refused connection gets ``refused_attempts``. When no attempt got any HTTP answer, the
+        cluster is marked unreachable so the rest of the run fails fast instead of waiting out
+        the deadline again for every kind.
+        """
         started = time.monotonic()
-        attempt = 0
-        while True:
+        failure: GraderError | None = None
+        answered = False
+        refused = 0
+        for attempt, timeout in self._attempts():
             retry_after: float | None = None
             try:
-                status, headers, data = self._request("GET", path, query)
+                status, headers, data = self._request("GET", path, query, timeout=timeout)
+            except Unreachable as e:
+                failure = e
+                if e.cause == "tls" or not retry:
+                    break
+                refused += e.cause == "refused"
+                if refused >= self.retry.refused_attempts:
+                    break
+            else:
+                answered = True
                 if 200 <= status < 300:
                     try:
                         return data if raw else json.loads(data)
                     except ValueError:
-                        failure: GraderError = ApiError(t("API サーバーの応答が JSON ではありません",
-                                                          "the API server's answer is not JSON"), status)
+                        failure = ApiError(t("API サーバーの応答が JSON ではありません",
+                                             "the API server's answer is not JSON"), status)
                 else:
                     failure = self._error(status, headers, data)
                     if status not in _TRANSIENT or not retry:
                         raise failure
                     retry_after = _retry_after(headers)
-            except Unauthorized:
-                raise
-            except ClusterUnavailable as e:
-                if not retry:
-                    raise
-                failure = e
-            attempt += 1
-            delay = self.retry.delay(attempt, retry_after)
-            if attempt >= self.retry.attempts or time.monotonic() - started + delay > self.retry.deadline:
-                raise failure
-            time.sleep(delay)
+            if not self._sleep(attempt, retry_after, started):
+                break
+        if failure is None:  # the deadline passed before a first attempt (only with tiny deadlines)
+            failure = ApiError(t("再試行の期限内に要求を送れませんでした", "no attempt fitted in the retry deadline"))
+        if isinstance(failure, Unreachable) and not answered:
+            self._down = failure
+        raise failure
 
     # --- reads -----------------------------------------------------------------------------
     def list(self, kind: str, namespace: str | None = None, *, label_selector: str | None = None,
@@ -314,22 +396,68 @@ class Api:
         return bool(self._served.get(f"{res.api_path}/{res.plural}"))
 
     def service_proxy(self, namespace: str, service: str, port: int | str, path: str = "/",
-                      max_body: int = 1 << 20) -> HttpAnswer:
-        """GET through the API server's service proxy.
+                      max_body: int = 1 << 20, timeout: float = 5.0) -> HttpAnswer:
+        """GET through the API server's service proxy: the answer is about the student's service,
+        unless the API server itself failed.
 
-        Whatever the pod answers (200, 403, 404...) and the proxy's own failures (503 no
-        endpoints, 502 connection refused, 404 no such service) are answers about the student's
-        work; only a 403 Status from the API server itself means the grader may not look.
+        The proxy path mixes two kinds of 5xx. The proxy's own verdicts on the student's service
+        are Status bodies with fixed messages from kube-apiserver's service proxy ("no endpoints
+        available for service", "no service port ... found", "error trying to reach service: dial
+        tcp ...: connection refused"), and whatever the pod itself answers is not a Status at all:
+        both are the student's answer, returned at once. Every other 429/5xx Status (overload,
+        "the server is currently unable to handle the request", a timeout, an injected fault) and
+        every reset is the API server's, retried like any read; if it lasts past the retry
+        deadline, the check is an ERROR (``ApiError``), never a failure. Judging by the message
+        instead of "retry 5xx and take the last answer" means a real 503 costs one request and an
+        unlucky run of faults can never be mistaken for the student's 503. A pod whose page does not
+        come within ``timeout`` is the student's slow page (``HttpAnswer.error``); a 403 Status
+        means the grader may not use the proxy here (``CannotSee``).
         """
         url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
-        status, headers, data = self._request("GET", url)
-        if status == 401:
-            raise self._error(status, headers, data)
-        status_doc = _status_doc(data) if status >= 400 else None
-        if status == 403 and status_doc is not None and status_doc.get("reason") == "Forbidden":
-            raise self._error(status, headers, data)
-        error = str(status_doc.get("message")) if status_doc else None
-        return HttpAnswer(status, data[:max_body], error=error, headers=dict(headers or {}))
+        started = time.monotonic()
+        failure: GraderError | None = None
+        for attempt, (connect, _) in self._attempts():
+            retry_after: float | None = None
+            try:
+                status, headers, data = self._request("GET", url, timeout=(connect, timeout))
+            except Unreachable as e:
+                if e.cause == "tls":
+                    raise
+                if e.cause == "timeout" and attempt > 0:
+                    return HttpAnswer(0, b"", error=f"no answer within {timeout:g} s")
+                failure = ApiError(t("サービスプロキシから応答がありません: {m}",
+                                     "no answer from the service proxy: {m}", m=e.message), 0)
+            else:
+                status_doc = _status_doc(data) if status >= 400 else None
+                if status == 401:
+                    raise self._error(status, headers, data)
+                if status == 403 and status_doc is not None and status_doc.get("reason") == "Forbidden":
+                    raise self._error(status, headers, data)
+                if not _api_server_failure(status, status_doc):
+                    error = str(status_doc.get("message")) if status_doc else None
+                    return HttpAnswer(status, data[:max_body], error=error, headers=dict(headers or {}))
+                failure = ApiError(t(
+                    "API サーバーがサービスプロキシの要求に {s} を返し続けました: {m}",
+                    "the API server kept answering {s} to the service proxy request: {m}",
+                    s=status, m=Raw(_short(_status_message(data) or ""))), status, body=data)
+                retry_after = _retry_after(headers)
+            if not self._sleep(attempt, retry_after, started):
+                break
+        raise failure or ApiError(t("再試行の期限内に要求を送れませんでした", "no attempt fitted in the retry deadline"))
+
+
+# The service proxy's own verdicts on a student's service (kube-apiserver's proxy and
+# ResourceLocation messages): answers about the student's work, not failures of the API server.
+_PROXY_VERDICTS = ("no endpoints available for service", "error trying to reach service",
+                   "no service port")
+
+
+def _api_server_failure(status: int, status_doc: dict[str, Any] | None) -> bool:
+    """A 429/5xx Status from the API server itself (see ``Api.service_proxy``)."""
+    if status_doc is None or status not in _TRANSIENT:
+        return False
+    message = str(status_doc.get("message") or "").lower()
+    return status == 429 or not any(v in message for v in _PROXY_VERDICTS)
 
 
 def _status_doc(body: Any) -> dict[str, Any] | None:
