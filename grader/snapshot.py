@@ -64,6 +64,11 @@ class Snapshot:
                 return
             except CannotSee:
                 pass  # not allowed cluster-wide: one list per namespace below
+            except ClusterUnavailable:
+                raise
+            except InfraError as e:  # failed after retries: an error for everyone, never "no objects"
+                self._denied.update({(kind, ns): e for ns in self.namespaces})
+                return
         for ns in self.namespaces:
             try:
                 by_ns[ns] = self.api.list(kind, ns)
