@@ -752,12 +752,18 @@ def expect_exposes_service(view: View, obj: Obj, service: str) -> None:
                      (isinstance(p.get("targetPort"), str) and isinstance(port, int)) for p in ports)
         else:                 # an Ingress names a service port
             ok = any(port in (p.get("name"), p.get("port")) for p in ports)
-        if not ok:
-            fail(t("{what} のポート {port} は Service {svc} のポート ({ports}) にありません。",
-                   "port {port} of {what} is not a port of service {svc} ({ports}).",
-                   what=_what(obj), port=Raw(_q(port)) if isinstance(port, str) else Raw(str(port)) if isinstance(port, int) else Raw("?"),
-                   svc=service, ports=", ".join(f"{p.get('port')}→{p.get('targetPort', p.get('port'))}" for p in ports) or "-"),
-                 cmd)
+        if ok:
+            continue
+        values = dict(what=_what(obj), svc=service,
+                      port=Raw(_q(port) if isinstance(port, str) else str(port) if isinstance(port, int) else "?"),
+                      ports=", ".join(f"{p.get('port')}→{p.get('targetPort', p.get('port'))}" for p in ports) or "-")
+        if kind == "Route":
+            fail(t("{what} の targetPort {port} は Service {svc} の targetPort やポート名 ({ports}) のどれでもありません。"
+                   "Route の targetPort は Service のポートではなく Pod 側のポートです。",
+                   "targetPort {port} of {what} is neither a targetPort nor a port name of service {svc} ({ports}); "
+                   "a route's targetPort is the pods' port, not the service port.", **values), cmd)
+        fail(t("{what} のポート {port} は Service {svc} のポート ({ports}) にありません。",
+               "port {port} of {what} is not a port of service {svc} ({ports}).", **values), cmd)
 
 
 def expect_admitted(view: View, obj: Obj) -> None:
