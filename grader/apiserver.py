@@ -866,7 +866,6 @@ class _DualServer(ThreadingHTTPServer):
     tls: ssl.SSLContext | None = None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body are 2 writes: no 40 ms Nagle stall
         if self.tls is not None:
             try:
                 request.settimeout(10)
