@@ -442,14 +442,14 @@ def _volume_source(volume: dict[str, Any]) -> tuple[str, str] | None:
 
 def mounts(obj: Obj) -> list[tuple[str, str, tuple[str, str] | None]]:
     """(container, mount path, (source kind, source name) or None) for every volume mount."""
-    volumes = {v.get("name"): v for v in as_list(pod_spec(obj).get("volumes")) if isinstance(v, dict)}
+    volumes = {str(v.get("name")): v for v in as_list(pod_spec(obj).get("volumes")) if isinstance(v, dict)}
     out = []
     for c in _containers_of(obj):
         for m in as_list(c.get("volumeMounts")):
             if not isinstance(m, dict):
                 continue
             path = str(m.get("mountPath", ""))
-            source = _volume_source(as_dict(volumes.get(m.get("name"))))
+            source = _volume_source(as_dict(volumes.get(str(m.get("name")))))
             out.append((str(c.get("name", "?")), path.rstrip("/") or "/", source))
     return out
 
@@ -532,6 +532,19 @@ def expect_secret_type(view: View, secret: Obj, wanted: str = "Opaque") -> None:
 _REF_FIELDS = {"ConfigMap": ("configMapKeyRef", "configMapRef"), "Secret": ("secretKeyRef", "secretRef")}
 
 
+def _env_source(value_from: dict[str, Any]) -> Text:
+    """Where a ``valueFrom`` takes its value, in words (names and keys only, never values)."""
+    for field, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+        ref = value_from.get(field)
+        if isinstance(ref, dict):
+            return t("{kind} {n} のキー {k}", "key {k} of {kind} {n}", kind=Raw(kind),
+                     n=str(ref.get("name", "")), k=str(ref.get("key", "")))
+    for field in ("fieldRef", "resourceFieldRef"):
+        if field in value_from:
+            return t("valueFrom.{f}", "valueFrom.{f}", f=Raw(field))
+    return t("別の参照元", "another source")
+
+
 def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: str) -> None:
     """Some container gets ``var`` from key ``key`` of the ConfigMap/Secret ``name``: through
     ``env[].valueFrom`` or ``envFrom`` (whose variables are prefix + key). Env values are never
@@ -553,7 +566,7 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
             elif "value" in e:
                 literal = True
             else:
-                other.append(t("別の参照元", "another source"))
+                other.append(_env_source(as_dict(e.get("valueFrom"))))
         for ef in as_list(c.get("envFrom")):
             ref = dig(ef, all_ref)
             prefix = dig(ef, "prefix", default="")
