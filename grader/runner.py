@@ -69,16 +69,24 @@ class _Plugin:
             spec = self._module_specs[id(module)] = self.specs[Path(module.__file__).resolve()]
         return spec
 
-    # exercise and params are the same for every item of a module: module scope spares a
-    # fixture setup per (check x namespace) item.
-    @pytest.fixture(scope="module")
-    def exercise(self, request: pytest.FixtureRequest) -> ExerciseSpec:
-        return self._spec_of(request.module)
+    def module_fixtures(self) -> Any:
+        """``exercise`` and ``params``: the same for every item of a module, so module-scoped
+        (a fixture setup per check x namespace item was a good part of a class's grading).
+        They live on a module object registered as a second plugin, because pytest deprecates
+        module-scoped fixtures that are methods of a plugin instance."""
+        from types import MappingProxyType, ModuleType
 
-    @pytest.fixture(scope="module")
-    def params(self, exercise: ExerciseSpec) -> Any:
-        from types import MappingProxyType
-        return MappingProxyType(dict(exercise.params))
+        @pytest.fixture(scope="module")
+        def exercise(request: pytest.FixtureRequest) -> ExerciseSpec:
+            return self._spec_of(request.module)
+
+        @pytest.fixture(scope="module")
+        def params(exercise: ExerciseSpec) -> Any:
+            return MappingProxyType(dict(exercise.params))
+
+        holder = ModuleType("grader_runner_fixtures")
+        holder.exercise, holder.params = exercise, params  # type: ignore[attr-defined]
+        return holder
 
     @pytest.fixture
     def view(self, ns: str) -> Any:
@@ -244,7 +252,7 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
     old = os.environ.get("PYTEST_ADDOPTS")
     os.environ.pop("PYTEST_ADDOPTS", None)  # a user's pytest options must not change a grade
     try:
-        code = pytest.main(_pytest_args(by_module), plugins=[plugin])
+        code = pytest.main(_pytest_args(by_module), plugins=[plugin, plugin.module_fixtures()])
     finally:
         if old is not None:
             os.environ["PYTEST_ADDOPTS"] = old
