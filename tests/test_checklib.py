@@ -384,3 +384,23 @@ def test_malformed_objects_fail_with_a_message(call):
             assert e.message.ja and e.message.en
         except NotApplicable:
             pass
+
+
+# --- what the embedded API server does with the objects these checks read ----------------------
+def test_embedded_api_treats_secrets_and_sizes_like_a_real_server(api, fresh_ns):
+    """stringData is folded into base64 data and not stored, type defaults to Opaque; plain text
+    under data and sizes such as "1GB" are refused (400), as a real API server does."""
+    from grader.errors import ApiError
+
+    api.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"PASSWORD": SENTINEL},
+                "data": {"USER": base64.b64encode(b"admin").decode()}}, fresh_ns)
+    stored = api.get("Secret", "s", fresh_ns)
+    assert stored["type"] == "Opaque" and "stringData" not in stored
+    assert stored["data"] == {"USER": "YWRtaW4=", "PASSWORD": B64_SENTINEL}
+    with pytest.raises(ApiError) as plain:
+        api.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "p"}, "data": {"PASSWORD": "not base64!"}}, fresh_ns)
+    assert plain.value.status == 400
+    with pytest.raises(ApiError) as size:
+        api.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1GB"}}}}, fresh_ns)
+    assert size.value.status == 400
