@@ -2,8 +2,9 @@
 
 The probe holds the safety rules, because the hosts it is asked to fetch come from students'
 objects: a route host is requested only if it lies under one of the cluster's route domains, or
-through ``--router`` (which only sends the Host header to a known router). No redirects are
-followed, answers are cut at 1 MiB, and every request times out after 5 s. Answers are cached
+through ``--router`` (which only sends the Host header to a known router); never an IP address,
+localhost, or a host another namespace's route holds. No redirects are followed, answers are cut
+at 1 MiB, and every request ends after 5 s however slowly the page trickles in. Answers are cached
 for one observation, so a batch makes one request per target, not one per check.
 """
 from __future__ import annotations
@@ -12,11 +13,14 @@ import ipaddress
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import CheckFailed, GraderError
-from .i18n import t
+from .errors import CheckFailed, ClusterUnavailable, GraderError, InfraError
+from .i18n import Raw, Text, t
 from .kube import Api, HttpAnswer
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot, View
 
 MAX_BODY = 1 << 20
 TIMEOUT = 5.0
@@ -41,7 +45,8 @@ class Probe:
         self.workers = workers
         self._cache: dict[tuple[str, ...], HttpAnswer | Exception] = {}
         self._lock = threading.Lock()
-        self._session = None
+        self._claims_key: tuple[int, int] | None = None
+        self._claims_map: dict[str, list[tuple[str, str, str]]] = {}
         self.defer = False
         self._deferred: dict[tuple[str, ...], Callable[[], HttpAnswer]] = {}
 
@@ -88,12 +93,13 @@ class Probe:
     # --- service proxy ---------------------------------------------------------------------
     def service(self, namespace: str, service: str, port: int | str, path: str = "/") -> HttpAnswer:
         return self._cached(("svc", namespace, service, str(port), path),
-                            lambda: self.api.service_proxy(namespace, service, port, path, self.max_body))
+                            lambda: self.api.service_proxy(namespace, service, port, path, self.max_body,
+                                                          self.timeout))
 
     # --- routes and ingresses --------------------------------------------------------------
     def host_problem(self, host: str) -> str | None:
         """Why a student's host must not be requested (English; None when it is safe)."""
-        h = host.strip().lower().rstrip(".")
+        h = str(host).strip().lower().rstrip(".")
         if not h or not _HOSTNAME.match(h):
             return "it is not a valid DNS host name"
         try:
@@ -111,34 +117,176 @@ class Probe:
             return f"it is not under the route domain ({', '.join(self.route_domains)})"
         return None
 
-    def url(self, host: str, path: str = "/") -> HttpAnswer:
+    def scoped(self, namespace: str, snapshot: "Snapshot | None" = None) -> "ScopedProbe":
+        """This probe as seen by the checks of one namespace (what the runner's fixture hands out)."""
+        return ScopedProbe(self, namespace, snapshot)
+
+    def url(self, host: str, path: str = "/", *, namespace: str | None = None,
+            snapshot: "Snapshot | None" = None) -> HttpAnswer:
+        """GET ``http://host/path`` (through ``--router`` when set), after the safety rules.
+
+        With a namespace and a snapshot, a host that belongs to another namespace's route is
+        refused too: otherwise a student could point a route at a classmate's host and be graded
+        on the classmate's page.
+        """
         problem = self.host_problem(host)
         if problem:
             raise CheckFailed(t("ホスト {h} には接続しません: {why}", "the grader will not request host {h}: {why}",
-                                h=host, why=problem))
-        return self._cached(("url", host.lower(), path), lambda: self._get(host, path))
+                                h=host, why=Raw(problem)))
+        if namespace is not None and snapshot is not None:
+            claimed = self.claim_problem(host, namespace, snapshot)
+            if claimed is not None:
+                raise CheckFailed(claimed)
+        if not path.startswith("/"):
+            path = "/" + path
+        return self._cached(("url", host.strip().lower().rstrip("."), path), lambda: self._get(host, path))
+
+    def claim_problem(self, host: str, namespace: str, snapshot: "Snapshot") -> Text | None:
+        """Whether ``host`` is another namespace's, as the router sees it.
+
+        Two sources, because neither covers every case: (1) the namespace's own Route whose
+        ``status.ingress`` says ``Admitted=False, reason HostAlreadyClaimed`` -- OpenShift's router
+        gives a host to the oldest route claiming it and refuses the rest, and that status is
+        readable in a student's own namespace; (2) in a batch, the snapshot holds every graded
+        namespace's Routes and Ingresses (Ingresses have no such admission), so an older claim of
+        the same host elsewhere -- or any claim when this namespace has none -- is detected even
+        where the cluster did not record it. Ties are broken by namespace name, as a stable order.
+        """
+        h = host.strip().lower().rstrip(".")
+        own = snapshot.view(namespace)
+        for route in _objects(own, "Route"):
+            if _route_host(route) != h:
+                continue
+            for ing in _as_list(_as_dict(route.get("status")).get("ingress")):
+                for cond in _as_list(_as_dict(ing).get("conditions")):
+                    cond = _as_dict(cond)
+                    if cond.get("type") == "Admitted" and cond.get("status") == "False" \
+                            and cond.get("reason") == "HostAlreadyClaimed":
+                        return t("ルート {r} のホスト {h} は別の名前空間のルートがすでに使っています (ルーターが受け付けていません: HostAlreadyClaimed)。別のホスト名にしてください。",
+                                 "host {h} of route {r} is already claimed by a route in another namespace (the router did not admit it: HostAlreadyClaimed); use a host of your own.",
+                                 h=host, r=str(_as_dict(route.get("metadata")).get("name", "")))
+        claims = self._claims(snapshot)
+        entries = claims.get(h, [])
+        mine = [e for e in entries if e[1] == namespace]
+        first = min(entries) if entries else None
+        if first is not None and first[1] != namespace and (not mine or first < min(mine)):
+            return t("ホスト {h} は別の名前空間の {kind} がすでに使っています。別のホスト名にしてください。",
+                     "host {h} is already claimed by a {kind} in another namespace; use a host of your own.",
+                     h=host, kind=Raw(first[2]))
+        return None
+
+    def _claims(self, snapshot: "Snapshot") -> dict[str, list[tuple[str, str, str]]]:
+        """host → [(creationTimestamp, namespace, kind)] over the snapshot's namespaces, built
+        once per observation (a batch of N students costs N, not N², to check)."""
+        key = (id(snapshot), snapshot.generation)
+        with self._lock:
+            if self._claims_key == key:
+                return self._claims_map
+        found: dict[str, list[tuple[str, str, str]]] = {}
+        if len(snapshot.namespaces) > 1:
+            for ns in snapshot.namespaces:
+                view = snapshot.view(ns)
+                for kind in ("Route", "Ingress"):
+                    for obj in _objects(view, kind):
+                        ts = str(_as_dict(obj.get("metadata")).get("creationTimestamp") or "")
+                        hosts = {_route_host(obj)} if kind == "Route" else {
+                            str(_as_dict(rule).get("host") or "").lower().rstrip(".")
+                            for rule in _as_list(_as_dict(obj.get("spec")).get("rules"))}
+                        for h in hosts - {""}:
+                            found.setdefault(h, []).append((ts, ns, kind))
+        with self._lock:
+            self._claims_key, self._claims_map = key, found
+        return found
 
     def _get(self, host: str, path: str) -> HttpAnswer:
-        import requests
+        """One GET with a hard deadline: no redirects followed, no proxy from the environment,
+        the body cut at ``max_body``, and a watchdog that shuts the socket at ``timeout`` so a
+        page that trickles one byte at a time cannot hold the grader longer than that."""
+        import http.client
+        import socket
+        import time
 
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    s = requests.Session()
-                    s.trust_env = False  # never through a proxy from the environment
-                    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=self.workers)
-                    s.mount("http://", adapter)
-                    self._session = s
         target = self.router or host
+        deadline = time.monotonic() + self.timeout
+        conn = http.client.HTTPConnection(target, timeout=self.timeout)
+
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(self.timeout, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        status = 0
+        body = bytearray()
+        headers: dict[str, str] = {}
         try:
-            with self._session.get(f"http://{target}{path}", headers={"Host": host}, timeout=self.timeout,
-                                   allow_redirects=False, stream=True) as resp:
-                body = b""
-                for chunk in resp.iter_content(65536):
-                    body += chunk
-                    if len(body) >= self.max_body:
-                        body = body[:self.max_body]
-                        break
-                return HttpAnswer(resp.status_code, body, headers=dict(resp.headers))
-        except requests.RequestException as e:
-            return HttpAnswer(0, b"", error=f"{type(e).__name__}: {str(e)[:160]}")
+            conn.request("GET", path, headers={"Host": host, "User-Agent": "grader-probe", "Accept": "*/*",
+                                               "Connection": "close"})
+            resp = conn.getresponse()
+            status, headers = resp.status, {k: v for k, v in resp.getheaders()}
+            while len(body) < self.max_body:
+                chunk = resp.read1(min(65536, self.max_body - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+            if expired.is_set() and len(body) < self.max_body:
+                raise TimeoutError
+            return HttpAnswer(status, bytes(body), headers=headers)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            if expired.is_set() or time.monotonic() >= deadline - 0.05:
+                error = f"no complete answer within {self.timeout:g} s"
+            else:
+                error = f"{type(e).__name__}: {str(e)[:160]}"
+            return HttpAnswer(status, bytes(body), error=error, headers=headers or None)
+        finally:
+            watchdog.cancel()
+            conn.close()
+
+
+class ScopedProbe:
+    """A probe bound to the namespace whose checks use it; ``url`` applies the host-claim rule."""
+
+    def __init__(self, probe: Probe, namespace: str, snapshot: "Snapshot | None") -> None:
+        self._probe = probe
+        self.namespace = namespace
+        self._snapshot = snapshot
+
+    def url(self, host: str, path: str = "/") -> HttpAnswer:
+        return self._probe.url(host, path, namespace=self.namespace, snapshot=self._snapshot)
+
+    def service(self, namespace: str, service: str, port: int | str, path: str = "/") -> HttpAnswer:
+        return self._probe.service(namespace, service, port, path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._probe, name)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _route_host(route: dict[str, Any]) -> str:
+    return str(_as_dict(route.get("spec")).get("host") or "").strip().lower().rstrip(".")
+
+
+def _objects(view: "View", kind: str) -> list[dict[str, Any]]:
+    """A kind's objects in a view, or none where the grader cannot read it (not OpenShift, 403):
+    the claim rule then rests on the other source."""
+    try:
+        return [o for o in view.list(kind) if isinstance(o, dict)]
+    except ClusterUnavailable:
+        raise
+    except InfraError:
+        return []
