@@ -780,7 +780,14 @@ class Controllers:
         spec = route.get("spec") or {}
         old = ((route.get("status") or {}).get("ingress") or [{}])[0].get("conditions")
         kind = (spec.get("to") or {}).get("kind", "Service")
-        if kind == "Service":
+        host, meta = str(spec.get("host") or "").lower(), route["metadata"]
+        holder = next((r for r in self.store.list(self.R["routes.route.openshift.io"])[0] if host and (
+            r["metadata"]["namespace"] != meta["namespace"] and str((r.get("spec") or {}).get("host") or "").lower() == host
+            and (r["metadata"].get("creationTimestamp", ""), r["metadata"]["namespace"]) < (meta.get("creationTimestamp", ""), meta["namespace"]))), None)
+        if holder is not None:  # OpenShift's router: the oldest route in another namespace keeps the host
+            cond = _condition(old, "Admitted", "False", "HostAlreadyClaimed",
+                              f"route {holder['metadata']['name']} already exposes {host} and is older")
+        elif kind == "Service":
             cond = _condition(old, "Admitted", "True")
         else:
             cond = _condition(old, "Admitted", "False", "ExtendedValidationFailed",
