@@ -7,6 +7,10 @@ malformed object fails the check with a message instead of crashing the run.
 """
 from __future__ import annotations
 
+import base64 as _base64
+import binascii as _binascii
+import re as _re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, NoReturn
 
 from .errors import CheckFailed
@@ -273,11 +277,6 @@ def expect_http_answer(answer: HttpAnswer, what: Text, command: str) -> None:
 # =============================================================================================
 # Storage, configuration, replication and external access (ex3–ex7)
 # =============================================================================================
-# (imports kept with the code that needs them: this part was added after the core library)
-import base64 as _base64  # noqa: E402
-import binascii as _binascii  # noqa: E402
-import re as _re  # noqa: E402
-from decimal import Decimal, InvalidOperation  # noqa: E402
 
 # --- quantities ------------------------------------------------------------------------------
 _BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
