@@ -39,13 +39,26 @@ class Case:
     fails: frozenset[str]          # check ids that must fail; ALL for the empty namespace
 
 
-def cases(spec: ExerciseSpec) -> list[Case]:
+def _has_route(path: Path) -> bool:
+    try:
+        return any(isinstance(d, dict) and d.get("kind") == "Route"
+                   for d in yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def cases(spec: ExerciseSpec, routes: bool = True) -> list[Case]:
+    """The cases of an exercise. Without ``route.openshift.io`` (``routes=False``) the solution's
+    Route files give way to its ``ingress/`` files, and variants that change a Route are left out."""
     from .commands import manifest_files, solution_dir
 
     sol = solution_dir(spec.id)
     if not sol.is_dir():
         raise UsageError(f"exercise {spec.id} has no reference solution in {sol}")
     base = {p.name: p for p in manifest_files(sol)}
+    if not routes and any(_has_route(p) for p in base.values()):
+        base = {n: p for n, p in base.items() if not _has_route(p)}
+        base.update({p.name: p for p in manifest_files(sol / "ingress")} if (sol / "ingress").is_dir() else {})
     out = [Case(spec.id, "solution", tuple(base.values()), frozenset()),
            Case(spec.id, "empty", (), ALL)]
     ids = {c.id for c in spec.checks}
@@ -63,7 +76,10 @@ def cases(spec: ExerciseSpec) -> list[Case]:
         if unknown:
             raise SpecError(str(expect_path), "fails", f"unknown check id(s) {sorted(unknown)} for {spec.id}")
         omit = expect.get("omit") or []
-        files = {**base, **{p.name: p for p in manifest_files(vdir) if p.name != "expect.yaml"}}
+        replaced = [p for p in manifest_files(vdir) if p.name != "expect.yaml"]
+        if not routes and any(_has_route(p) for p in replaced):
+            continue
+        files = {**base, **{p.name: p for p in replaced}}
         for name in omit:
             files.pop(name, None)
         out.append(Case(spec.id, vdir.name, tuple(files.values()), frozenset(fails)))
@@ -89,10 +105,11 @@ def run_selftest(ns: argparse.Namespace, settings: Settings) -> int:
 
     ids = ns.exercises or [ex for ex in settings.available() if solution_dir(ex).is_dir()]
     specs = [settings.exercise(ex) for ex in ids]
-    plan = [(spec, cases(spec)) for spec in specs]
     lang = settings.lang
     ok = True
     with _cluster(ns, settings) as (cluster, api, real):
+        routes = api.served("Route")
+        plan = [(spec, cases(spec, routes)) for spec in specs]
         suffix = "-" + secrets.token_hex(3) if real else ""
         created: list[str] = []
         try:

@@ -77,3 +77,22 @@ def test_every_exercise_has_variants():
     """A broken variant per typical mistake: an exercise without any is not tested for precision."""
     for ex in EXERCISES:
         assert len(cases(SETTINGS.exercise(ex))) >= 3, ex
+
+
+def test_solutions_without_routes_use_their_ingress(tmp_path):
+    """On a cluster without route.openshift.io (detected by discovery) the solutions still score
+    full marks, with their ingress/ files in place of the Route."""
+    from grader.commands import embedded
+    route_exercises = [ex for ex in EXERCISES if (solution_dir(ex) / "ingress").is_dir()]
+    assert route_exercises, "some exercise should expose its service outside the cluster"
+    with embedded(route_api=False) as (cluster, api):
+        assert not api.served("Route")
+        for ex in route_exercises:
+            spec = SETTINGS.exercise(ex)
+            (solution,) = [c for c in cases(spec, routes=False) if c.name == "solution"]
+            assert not any(p.name == "route.yaml" for p in solution.files)
+            cluster.create_namespace(f"noroute-{ex}")
+            assert apply_files(api, list(solution.files), f"noroute-{ex}") == []
+            cluster.settle()
+            (res,) = grade_on(api, SETTINGS, [spec], [f"noroute-{ex}"], student=True, wait=0.0).results
+            assert [(c.check_id, c.outcome) for c in res.checks if c.outcome is not Outcome.PASSED] == []
