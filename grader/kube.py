@@ -135,6 +135,7 @@ class Api:
 
     def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
                  retry: RetryPolicy | None = None, timeout: float | None = None) -> None:
+        import yaml
         from kubernetes import client, config  # imported here: ~0.3 s, and only when a cluster is used
         from kubernetes.config.config_exception import ConfigException
 
@@ -173,7 +174,7 @@ class Api:
                 "kubeconfig {p} を使えません: {e}。`oc login` でログインし直すか、--kubeconfig/--context を確認してください。",
                 "cannot use kubeconfig {p}: {e}; log in again with `oc login` or check --kubeconfig/--context.",
                 p=Raw(path), e=Raw(_short(e)))) from None
-        except (OSError, ValueError, TypeError, AttributeError) as e:  # unreadable or not YAML at all
+        except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError) as e:  # unreadable, not YAML
             raise ClusterUnavailable(t(
                 "kubeconfig {p} を読み込めません: {e}。`oc login` で作り直してください。",
                 "cannot read kubeconfig {p}: {e}; recreate it with `oc login`.",
@@ -227,8 +228,8 @@ class Api:
     def _unreachable(self, e: BaseException, timeout: tuple[float, float]) -> Unreachable:
         """A one-line, actionable message for a request that got no HTTP answer."""
         text = " ".join(f"{getattr(e, 'reason', '')} {e!r}".split())
-        tls = re.search(r"(certificate verify failed[^'\")(]*|SSL: [A-Z_]+\][^'\")(]*|wrong version number"
-                        r"|hostname mismatch[^'\")(]*|CERTIFICATE_VERIFY_FAILED)", text)
+        tls = re.search(r"certificate verify failed[^'\")(]*", text) or \
+            re.search(r"(SSL: [A-Z_]+\][^'\")(]*|wrong version number|hostname mismatch[^'\")(]*)", text)
         if tls or isinstance(e, ssl.SSLError) or "SSLError" in text:
             why = tls.group(0).strip(" ,.") if tls else "TLS handshake failed"
             return Unreachable(t(
@@ -236,7 +237,8 @@ class Api:
                 "TLS verification of {srv} failed ({e}); check certificate-authority in your kubeconfig or log in again with `oc login`.",
                 srv=Raw(self.server), e=Raw(_short(why))), "tls")
         if "timed out" in text.lower() or "timeout" in type(e).__name__.lower():
-            cause, why_ja, why_en = "timeout", f"{sum(timeout):g} 秒以内に応答がありません", f"no answer within {sum(timeout):g} s"
+            cause, why_ja, why_en = ("timeout", f"{self.retry.deadline:g} 秒以内に応答がありません",
+                                     f"no answer within {self.retry.deadline:g} s")
         elif "refused" in text.lower():
             cause, why_ja, why_en = "refused", "接続を拒否されました", "connection refused"
         elif "Name or service not known" in text or "nodename nor servname" in text or "NameResolution" in text:
@@ -487,5 +489,6 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _short(e: Any) -> str:
-    s = str(e)
+    """One line of at most 160 characters: error texts end up on a terminal's single line."""
+    s = " ".join(str(e).split())
     return s if len(s) < 160 else s[:157] + "..."

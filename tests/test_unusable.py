@@ -1,0 +1,130 @@
+"""An unusable cluster or kubeconfig: `grade` exits 3 within 15 s with one actionable stderr line, no traceback.
+
+Every case runs ``python -m grader`` in a child process (all of them at once, so the black-holed
+server's wait is paid once), against loopback only: a closed port, a socket that accepts and never
+answers, the embedded cluster with a certificate authority that did not sign it, a token it does
+not know, and broken kubeconfig files.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LIMIT = 15.0
+
+
+def _other_ca(tmp: Path) -> str:
+    """A CA certificate that did not sign the embedded server's certificate."""
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "1", "-subj", "/CN=some-other-ca", "-keyout", str(tmp / "k.pem"),
+                        "-out", str(tmp / "ca.pem")], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        pytest.skip("openssl cannot make a certificate here")
+    return base64.b64encode((tmp / "ca.pem").read_bytes()).decode()
+
+
+@pytest.fixture(scope="module")
+def outcomes(cluster, tmp_path_factory):
+    """case → (exit code, seconds, stdout, stderr, what stderr must name)."""
+    tmp = tmp_path_factory.mktemp("unusable")
+    if not cluster.server.https_url:
+        pytest.skip("the embedded cluster has no TLS here (openssl missing)")
+    base = yaml.safe_load(cluster.write_kubeconfig(tmp / "good").read_text())
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(16)                       # accepts (kernel backlog), never reads or answers
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    hole = f"127.0.0.1:{black_hole.getsockname()[1]}"
+
+    def kubeconfig(name: str, change) -> str:
+        doc = yaml.safe_load(yaml.safe_dump(base))
+        change(doc)
+        path = tmp / name
+        path.write_text(yaml.safe_dump(doc))
+        return str(path)
+
+    def server(url: str):
+        def change(doc):
+            doc["clusters"][0]["cluster"]["server"] = url
+            doc["clusters"][0]["cluster"].pop("extensions", None)
+        return change
+
+    ca = _other_ca(tmp)
+    (tmp / "garbage").write_text("{{{ this is not yaml")
+    cases = {
+        "closed-port": (["ex1", "--kubeconfig", kubeconfig("closed", server(f"https://127.0.0.1:{closed_port}"))],
+                        [f"127.0.0.1:{closed_port}", "connection refused", "oc login"]),
+        "black-hole": (["ex1", "--kubeconfig", kubeconfig("hole", server(f"https://{hole}"))],
+                       [hole, "no answer", "oc login"]),
+        "black-hole-batch": (["ex1", "--namespace-pattern", "student-*", "--kubeconfig",
+                              kubeconfig("hole-http", server(f"http://{hole}"))], [hole, "no answer"]),
+        "wrong-ca": (["ex1", "--kubeconfig", kubeconfig("ca", lambda d: d["clusters"][0]["cluster"].update(
+            {"certificate-authority-data": ca}))], ["TLS", cluster.server.https_url, "certificate-authority"]),
+        "bad-token": (["ex1", "--kubeconfig", kubeconfig("token", lambda d: d["users"][0]["user"].update(
+            {"token": "expired-token"}))], [cluster.server.https_url, "401", "oc login"]),
+        "missing-file": (["ex1", "--kubeconfig", str(tmp / "nowhere" / "config")],
+                         [str(tmp / "nowhere" / "config"), "oc login"]),
+        "unknown-context": (["ex1", "--kubeconfig", str(tmp / "good"), "--context", "no-such-context"],
+                            [str(tmp / "good"), "no-such-context", "--context"]),
+        "no-namespace": (["ex1", "--kubeconfig", kubeconfig("nons", lambda d: d["contexts"][0]["context"].pop(
+            "namespace"))], [str(tmp / "nons"), "oc project", "-n"]),
+        "not-yaml": (["ex1", "--kubeconfig", str(tmp / "garbage")], [str(tmp / "garbage"), "oc login"]),
+        "debug-bad-token": (["ex1", "--debug", "--kubeconfig", str(tmp / "token")], ["401"]),
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8", "GRADER_WAIT": "0"}
+    env.pop("KUBECONFIG", None)
+    slow = ("black-hole", "black-hole-batch")   # started first, in the background: they wait, idle
+    procs, ended = {}, {}
+    for name in sorted(cases, key=lambda n: n not in slow):
+        procs[name] = (time.monotonic(), subprocess.Popen(
+            [sys.executable, "-m", "grader", *cases[name][0]], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp))
+        if name not in slow:     # one at a time (2 CPUs here): N interpreters starting at once is a load test
+            procs[name][1].wait(60)
+            ended[name] = time.monotonic()
+    while any(procs[n][1].poll() is None for n in slow) and time.monotonic() - procs[slow[0]][0] < 60:
+        time.sleep(0.05)
+        ended.update({n: time.monotonic() for n in slow if n not in ended and procs[n][1].poll() is not None})
+    out = {}
+    for name, (t0, proc) in procs.items():
+        stdout, stderr = proc.communicate(timeout=60)
+        out[name] = (proc.returncode, ended.get(name, time.monotonic()) - t0, stdout, stderr, cases[name][1])
+    black_hole.close()
+    return out
+
+
+CASES = ["closed-port", "black-hole", "black-hole-batch", "wrong-ca", "bad-token", "missing-file",
+         "unknown-context", "no-namespace", "not-yaml", "debug-bad-token"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_exit_3_fast_with_one_line_naming_the_problem(outcomes, case):
+    code, seconds, stdout, stderr, names = outcomes[case]
+    assert code == 3, stderr
+    assert seconds < LIMIT, seconds
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("grade: "), stderr
+    assert "Traceback" not in stderr
+    for word in names:
+        assert word in lines[0], (word, lines[0])
+    assert stdout == ""
+
+
+def test_black_hole_is_given_up_on_by_the_retry_deadline(outcomes):
+    """The black-holed server costs one retry deadline (9 s), not one per kind read."""
+    from grader.kube import RetryPolicy
+    _, seconds, _, _, _ = outcomes["black-hole"]
+    assert RetryPolicy().deadline - 1 <= seconds < RetryPolicy().deadline + 4
