@@ -72,6 +72,8 @@ def _namespaces(api: Api, settings: Settings) -> list[str]:
     if settings.namespace_pattern or settings.namespace_selector:
         try:
             found = api.list("Namespace", label_selector=settings.namespace_selector)
+        except ClusterUnavailable:
+            raise  # unreachable/401/TLS: exit 3 with the server's name, not a usage error
         except InfraError as e:
             raise UsageError("cannot list namespaces to match --namespace-pattern/--namespace-selector: "
                              f"{e.message.en}; name them with -n instead") from None
