@@ -229,7 +229,8 @@ def endpoint_addresses(view: View, svc: Obj) -> tuple[set[tuple[str, int]], set[
     ready: set[tuple[str, int]] = set()
     not_ready: set[str] = set()
     for subset in as_list(dig(ep, "subsets")):
-        ports = [p.get("port") for p in as_list(dig(subset, "ports")) if isinstance(p, dict)]
+        ports = [p.get("port") for p in as_list(dig(subset, "ports"))
+                 if isinstance(p, dict) and isinstance(p.get("port"), (int, str))]  # hashable only
         for a in as_list(dig(subset, "addresses")):
             for port in ports:
                 ready.add((str(dig(a, "ip", default="")), port))
