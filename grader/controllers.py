@@ -782,7 +782,8 @@ class Controllers:
         kind = (spec.get("to") or {}).get("kind", "Service")
         host, meta = str(spec.get("host") or "").lower(), route["metadata"]
         holder = next((r for r in self.store.list(self.R["routes.route.openshift.io"])[0] if host and (
-            r["metadata"]["namespace"] != meta["namespace"] and str((r.get("spec") or {}).get("host") or "").lower() == host
+            r["metadata"]["namespace"] != meta["namespace"] and isinstance(r.get("spec"), dict)
+            and str(r["spec"].get("host") or "").lower() == host
             and (r["metadata"].get("creationTimestamp", ""), r["metadata"]["namespace"]) < (meta.get("creationTimestamp", ""), meta["namespace"]))), None)
         if holder is not None:  # OpenShift's router: the oldest route in another namespace keeps the host
             cond = _condition(old, "Admitted", "False", "HostAlreadyClaimed",
