@@ -40,6 +40,12 @@ class _Item:
     namespace: str
     item: pytest.Item
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Not the nodeid: exercises live outside pytest's rootdir, so nodeids lose the module
+        part and two exercises' ``test_pod_ready`` would share one."""
+        return (self.spec.id, self.check.id, self.namespace)
+
 
 class _Plugin:
     """The pytest plugin object: fixtures for checks, parametrization, and the run loop."""
@@ -56,11 +62,12 @@ class _Plugin:
         self.progress = progress
         self.debug = debug
         self.items: list[_Item] = []
-        self.results: dict[str, CheckResult] = {}
+        self.results: dict[tuple[str, str, str], CheckResult] = {}
         self.fatal: BaseException | None = None
         self.collect_errors: list[str] = []
-        self._exc: dict[str, BaseException] = {}
+        self._exc: dict[pytest.Item, BaseException] = {}
         self._module_specs: dict[int, ExerciseSpec] = {}
+        self._params: dict[str, Any] = {}
 
     # --- fixtures available to exercise modules --------------------------------------------
     def _spec_of(self, module: Any) -> ExerciseSpec:
@@ -69,24 +76,21 @@ class _Plugin:
             spec = self._module_specs[id(module)] = self.specs[Path(module.__file__).resolve()]
         return spec
 
-    def module_fixtures(self) -> Any:
-        """``exercise`` and ``params``: the same for every item of a module, so module-scoped
-        (a fixture setup per check x namespace item was a good part of a class's grading).
-        They live on a module object registered as a second plugin, because pytest deprecates
-        module-scoped fixtures that are methods of a plugin instance."""
-        from types import MappingProxyType, ModuleType
+    # Function-scoped on purpose: a module-scoped fixture defined by a plugin has one cache
+    # for every module, and leaked one exercise's parameters into another's checks when a run
+    # graded several exercises. Both return objects built once per exercise, so they stay cheap.
+    @pytest.fixture
+    def exercise(self, request: pytest.FixtureRequest) -> ExerciseSpec:
+        return self._spec_of(request.module)
 
-        @pytest.fixture(scope="module")
-        def exercise(request: pytest.FixtureRequest) -> ExerciseSpec:
-            return self._spec_of(request.module)
-
-        @pytest.fixture(scope="module")
-        def params(exercise: ExerciseSpec) -> Any:
-            return MappingProxyType(dict(exercise.params))
-
-        holder = ModuleType("grader_runner_fixtures")
-        holder.exercise, holder.params = exercise, params  # type: ignore[attr-defined]
-        return holder
+    @pytest.fixture
+    def params(self, request: pytest.FixtureRequest) -> Any:
+        spec = self._spec_of(request.module)
+        frozen = self._params.get(spec.id)
+        if frozen is None:
+            from types import MappingProxyType
+            frozen = self._params[spec.id] = MappingProxyType(dict(spec.params))
+        return frozen
 
     @pytest.fixture
     def view(self, ns: str) -> Any:
@@ -133,7 +137,7 @@ class _Plugin:
         """
         excinfo = call.excinfo
         if excinfo is not None and call.when in ("setup", "call"):
-            self._exc.setdefault(item.nodeid, excinfo.value)
+            self._exc.setdefault(item, excinfo.value)
         if excinfo is not None and isinstance(excinfo.value, pytest.skip.Exception):
             return None
         longrepr = None if excinfo is None else f"{excinfo.typename}: {str(excinfo.value)[:200]}"
@@ -171,7 +175,7 @@ class _Plugin:
                     if self.fatal:
                         return True
             first = False
-            pending = [it for it in pending if self.results[it.item.nodeid].outcome is not Outcome.PASSED]
+            pending = [it for it in pending if self.results[it.key].outcome is not Outcome.PASSED]
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:
                 break
@@ -185,8 +189,8 @@ class _Plugin:
         """Turn what the check raised into an outcome (None: deferred for a probe)."""
         from .probes import Deferred
 
-        exc = self._exc.pop(it.item.nodeid, None)
-        key = it.item.nodeid
+        exc = self._exc.pop(it.item, None)
+        key = it.key
         previous = self.results.get(key)
         attempts = previous.attempts + 1 if previous else 1
         message: Text | None = None
@@ -252,7 +256,7 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
     old = os.environ.get("PYTEST_ADDOPTS")
     os.environ.pop("PYTEST_ADDOPTS", None)  # a user's pytest options must not change a grade
     try:
-        code = pytest.main(_pytest_args(by_module), plugins=[plugin, plugin.module_fixtures()])
+        code = pytest.main(_pytest_args(by_module), plugins=[plugin])
     finally:
         if old is not None:
             os.environ["PYTEST_ADDOPTS"] = old
@@ -270,10 +274,8 @@ def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, 
     out: list[ExerciseResult] = []
     for spec in specs:
         for ns in namespaces:
-            checks = [plugin.results[it.item.nodeid] for it in plugin.items
-                      if it.spec is spec and it.namespace == ns and it.item.nodeid in plugin.results]
-            order = {c.id: i for i, c in enumerate(spec.checks)}
-            checks.sort(key=lambda c: order[c.check_id])
+            checks = [plugin.results[key] for c in spec.checks
+                      if (key := (spec.id, c.id, ns)) in plugin.results]
             out.append(ExerciseResult(spec.id, spec.render(spec.title), ns, checks,
                                       duration=elapsed / max(1, len(specs) * len(namespaces))))
     return out

@@ -96,3 +96,16 @@ def test_solutions_without_routes_use_their_ingress(tmp_path):
             cluster.settle()
             (res,) = grade_on(api, SETTINGS, [spec], [f"noroute-{ex}"], student=True, wait=0.0).results
             assert [(c.check_id, c.outcome) for c in res.checks if c.outcome is not Outcome.PASSED] == []
+
+
+def test_several_exercises_in_one_run_keep_their_own_checks(graded, api):
+    """One run grading every exercise (as `grade ex1 ex2 ... --out` does): each exercise's
+    solution namespace still scores full marks under its own exercise, with its own parameters,
+    although several exercises have checks of the same name (test_pod_ready)."""
+    specs = [SETTINGS.exercise(ex) for ex in EXERCISES]
+    namespaces = [f"t-{ex}-solution"[:60] for ex in EXERCISES]
+    result = grade_on(api, SETTINGS, specs, namespaces, student=False, wait=0.0)
+    assert len(result.results) == len(specs) * len(namespaces)
+    for res in result.results:
+        if res.namespace == f"t-{res.exercise_id}-solution"[:60]:
+            assert res.score == res.max_score, (res.exercise_id, [(c.check_id, c.message) for c in res.checks if c.message])
