@@ -144,20 +144,13 @@ def main() -> int:
     p.add_argument("--latency-ms", type=float, default=5.0, help="added to every API request")
     p.add_argument("--sample", type=int, default=20, help="namespaces graded the kubectl way")
     p.add_argument("--keep", metavar="DIR", help="write the reports here instead of a temp dir")
+    p.add_argument("--profile", metavar="FILE", help="run the grader under cProfile, stats to FILE")
     args = p.parse_args()
     ex = args.exercise or default_exercise()
     spec = Settings(lang="en").exercise(ex)
     names = [f"student-{i:04d}" for i in range(args.namespaces)]
     work = plan(spec, args.namespaces)
 
-    import grader.sandbox
-    router = getattr(grader.sandbox, "_RouterHandler", None)
-    if router is not None and not getattr(router, "disable_nagle_algorithm", False):
-        # The embedded router answers with headers and body in two writes; with Nagle on, each
-        # route probe waits ~40 ms for the client's delayed ACK (a real router sets TCP_NODELAY).
-        # Set here until grader/sandbox.py sets it itself.
-        router.disable_nagle_algorithm = True
-        print("note: TCP_NODELAY set on the embedded router by the benchmark (not yet in sandbox.py)")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, EmbeddedCluster() as cluster:
         kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
         t0 = time.monotonic()
@@ -172,7 +165,8 @@ def main() -> int:
         out = Path(args.keep) if args.keep else Path(tmp) / "out"
         cluster.server.faults.latency = args.latency_ms / 1000
         cluster.server.reset_requests()
-        cmd = [sys.executable, "-m", "grader", ex, "--namespace-pattern", "student-*", "--out", str(out),
+        prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        cmd = [sys.executable, *prof, "-m", "grader", ex, "--namespace-pattern", "student-*", "--out", str(out),
                "--wait", "0", "--quiet", "--kubeconfig", str(kubeconfig), "--lang", "en"]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         t0 = time.monotonic()

@@ -401,6 +401,12 @@ class Store:
             keys = sorted(k for k in table if namespace is None or k[0] == namespace)
             return [_copy(table[k]) for k in keys], str(self._rv)
 
+    def find(self, rt: ResourceType, keep: Callable[[dict], bool]) -> list[dict]:
+        """Copies of just the objects ``keep`` accepts; the data plane's lookups (a route by host)
+        would otherwise copy every object of the kind on every request."""
+        with self._lock:
+            return [_copy(o) for o in self._objs[rt.key].values() if keep(o)]
+
     def list_page(self, rt: ResourceType, namespace: str | None, keep: Callable[[dict], bool],
                   after: tuple[str, str] | None, limit: int) -> tuple[list[str], str, tuple[str, str] | None, int]:
         """One page of a list as JSON texts (without kind/apiVersion), for the HTTP list path.
@@ -891,6 +897,7 @@ class _DualServer(ThreadingHTTPServer):
     """Plain HTTP and TLS on one port: the first byte of a connection says which (0x16 = TLS)."""
 
     daemon_threads = True
+    request_queue_size = 256   # the default backlog of 5 drops concurrent connects (1 s SYN retry)
     tls: ssl.SSLContext | None = None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
