@@ -1189,21 +1189,10 @@ class _Handler(BaseHTTPRequestHandler):
         return keep, start, limit
 
     def _list(self, rt: ResourceType, namespace: str, params: dict[str, str]) -> tuple[list[dict], dict]:
-        try:
-            labels = parse_label_selector(params.get("labelSelector", ""))
-        except ValueError as exc:
-            raise ApiStatus(400, "BadRequest", f"unable to parse requirement: {exc}") from None
-        fields = params.get("fieldSelector", "")
-        limit = int(params.get("limit") or 0)
-        start: tuple[str, str] | None = None
-        if params.get("continue"):
-            try:
-                tok = json.loads(base64.urlsafe_b64decode(params["continue"].encode()))
-                start = (tok["ns"], tok["name"])
-            except Exception:
-                raise ApiStatus(400, "BadRequest", "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+        """Copied objects of a list (for Tables and watches, which reshape them)."""
+        keep, start, limit = self._list_query(params)
         items, rv = self.api.store.list(rt, namespace or None)
-        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and match_fields(o, fields)]
+        items = [o for o in items if keep(o)]
         if start is not None:
             items = [o for o in items if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start]
         meta: dict[str, Any] = {"resourceVersion": rv}
