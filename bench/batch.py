@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.apiserver import resource_for_kind  # noqa: E402
+from grader.apitypes import resource_for_kind  # noqa: E402
 from grader.manifests import load_path  # noqa: E402
 from grader.sandbox import EmbeddedCluster  # noqa: E402
 from grader.selftest import cases  # noqa: E402

@@ -5,16 +5,19 @@ The grader, the tests, the demo and ``grade sandbox`` all talk to a cluster thro
 they exercise is the production path.  It is written on ``http.server`` rather than kmock because
 kmock has no label selectors, pagination or Status bodies shaped like the real server's.
 
-OpenAPI (``/openapi/v2``, ``/openapi/v3``) answers 404: kubectl then skips schema validation and
-server-side field validation, so ``kubectl create -f`` and ``kubectl apply -f`` work with their
-default flags (no ``--validate=false`` needed).  Aggregated discovery is not served either; kubectl
-falls back to the legacy ``/api`` + ``/apis`` documents, which are answered as plain JSON.
+``/openapi/v3`` serves a minimal index that says the server does field validation itself, so
+``kubectl create -f`` and ``kubectl apply -f`` work with their default flags (no
+``--validate=false``); ``/openapi/v2`` answers 404. Aggregated discovery is not served; kubectl
+falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
+so the port speaks both plain HTTP and TLS (``_DualServer``).
+
+Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
+(the objects), ``apidocs`` (discovery, OpenAPI index, Tables), and this module (HTTP, auth,
+faults, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
 ``grader.controllers``; this module only stores, validates, authorizes and serves.
 """
-from __future__ import annotations
-
 import base64
 import json
 import random
@@ -28,657 +31,17 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-
-# =============================================================================================
-# Resource table
-# =============================================================================================
-@dataclass(frozen=True)
-class ResourceType:
-    """One REST resource: where it lives, what it is called, whether it has a status."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-    short_names: tuple[str, ...] = ()
-    has_status: bool = True
-    singular: str = ""
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def key(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-
-def _r(gv: str, plural: str, kind: str, namespaced: bool = True, short: tuple[str, ...] = (),
-       status: bool = True) -> ResourceType:
-    group, _, version = gv.rpartition("/")
-    return ResourceType(group, version, plural, kind, namespaced, short, status, kind.lower())
-
-
-RESOURCES: tuple[ResourceType, ...] = (
-    _r("v1", "namespaces", "Namespace", False, ("ns",)),
-    _r("v1", "pods", "Pod", True, ("po",)),
-    _r("v1", "services", "Service", True, ("svc",)),
-    _r("v1", "endpoints", "Endpoints", True, ("ep",), False),
-    _r("v1", "replicationcontrollers", "ReplicationController", True, ("rc",)),
-    _r("v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",)),
-    _r("v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
-    _r("v1", "configmaps", "ConfigMap", True, ("cm",), False),
-    _r("v1", "secrets", "Secret", True, (), False),
-    _r("v1", "nodes", "Node", False, ("no",)),
-    _r("v1", "events", "Event", True, ("ev",), False),
-    _r("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), False),
-    _r("apps/v1", "deployments", "Deployment", True, ("deploy",)),
-    _r("apps/v1", "replicasets", "ReplicaSet", True, ("rs",)),
-    _r("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", True, (), False),
-    _r("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",)),
-    _r("storage.k8s.io/v1", "storageclasses", "StorageClass", False, ("sc",), False),
-    _r("rbac.authorization.k8s.io/v1", "roles", "Role", True, (), False),
-    _r("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", True, (), False),
-    _r("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False, (), False),
-    _r("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", False, (), False),
-    _r("route.openshift.io/v1", "routes", "Route", True, ()),
-    _r("config.openshift.io/v1", "ingresses", "Ingress", False, ()),
-)
-_OPENSHIFT = ("route.openshift.io", "config.openshift.io")
-
-
-def resources_for(route_api: bool) -> tuple[ResourceType, ...]:
-    """The table a server serves: OpenShift groups only when it plays OpenShift."""
-    return tuple(r for r in RESOURCES if route_api or r.group not in _OPENSHIFT)
-
-
-def find_resource(resources: Iterable[ResourceType], group: str, version: str,
-                  plural: str) -> ResourceType | None:
-    for r in resources:
-        if r.group == group and r.version == version and r.plural == plural:
-            return r
-    return None
-
-
-def resource_for_kind(api_version: str, kind: str,
-                      resources: Iterable[ResourceType] = RESOURCES) -> ResourceType | None:
-    for r in resources:
-        if r.api_version == api_version and r.kind == kind:
-            return r
-    return None
-
-
-def known_kinds(route_api: bool = True) -> frozenset[tuple[str, str]]:
-    """(apiVersion, kind) pairs the embedded cluster serves; manifests are checked against it."""
-    return frozenset((r.api_version, r.kind) for r in resources_for(route_api))
-
-
-# =============================================================================================
-# Errors
-# =============================================================================================
-def status_body(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                            "status": "Failure", "message": message, "reason": reason}
-    if details:
-        body["details"] = details
-    body["code"] = code
-    return body
-
-
-class ApiStatus(Exception):
-    """A request the server refuses; turned into a Status body with the same code."""
-
-    def __init__(self, code: int, reason: str, message: str, details: dict | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-        self.details = details
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return status_body(self.code, self.reason, self.message, self.details)
-
-
-def not_found(rt: ResourceType, name: str) -> ApiStatus:
-    details = {"name": name, "kind": rt.plural}
-    if rt.group:
-        details["group"] = rt.group
-    what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return ApiStatus(404, "NotFound", f'{what} "{name}" not found', details)
-
-
-def invalid(rt: ResourceType, name: str, fld: str, reason: str, msg: str) -> ApiStatus:
-    """422 Invalid with one cause, message shaped like the real apiserver's."""
-    return ApiStatus(422, "Invalid", f'{rt.kind} "{name}" is invalid: {fld}: {msg}',
-                     {"name": name, "group": rt.group, "kind": rt.kind,
-                      "causes": [{"reason": reason, "message": msg, "field": fld}]})
-
-
-_DNS1123_SUB = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-def _validate_name(rt: ResourceType, name: str) -> None:
-    if rt.plural in ("namespaces",):
-        ok, what, rx = _DNS1123_LABEL.match(name) and len(name) <= 63, "RFC 1123 label", _DNS1123_LABEL
-    elif rt.plural == "services":
-        ok, what, rx = _DNS1035_LABEL.match(name) and len(name) <= 63, "RFC 1035 label", _DNS1035_LABEL
-    else:
-        ok, what, rx = _DNS1123_SUB.match(name) and len(name) <= 253, "RFC 1123 subdomain", _DNS1123_SUB
-    if not ok:
-        raise invalid(rt, name, "metadata.name", "FieldValueInvalid",
-                      f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-                      f"alphanumeric characters{', ' + chr(39) + '.' + chr(39) if 'subdomain' in what else ''} "
-                      f"or '-', and must start and end with an alphanumeric character "
-                      f"(regex used for validation is '{rx.pattern[1:-1]}')")
-
-
-def _validate(rt: ResourceType, obj: dict) -> None:
-    """The few structural checks students trip over; the rest is the controllers' business."""
-    name = obj["metadata"].get("name", "")
-    spec = obj.get("spec") or {}
-    if rt.plural == "pods":
-        containers = spec.get("containers") or []
-        if not containers:
-            raise invalid(rt, name, "spec.containers", "FieldValueRequired", "Required value")
-        for i, c in enumerate(containers):
-            for f in ("name", "image"):
-                if not c.get(f):
-                    raise invalid(rt, name, f"spec.containers[{i}].{f}", "FieldValueRequired", "Required value")
-    if rt.plural == "services":
-        for i, p in enumerate(spec.get("ports") or []):
-            if not isinstance(p.get("port"), int):
-                raise invalid(rt, name, f"spec.ports[{i}].port", "FieldValueRequired", "Required value")
-
-
-# =============================================================================================
-# Selectors and patches
-# =============================================================================================
-def _split_top(s: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [p.strip() for p in out if p.strip()]
-
-
-_SET_RE = re.compile(r"^([^\s!=()]+)\s+(in|notin)\s*\(([^)]*)\)$")
-_EQ_RE = re.compile(r"^([^\s!=()]+)\s*(==|=|!=)\s*([^\s,()]*)$")
-
-
-def parse_label_selector(selector: str) -> Callable[[dict], bool]:
-    """A predicate over a labels dict for the label selector string syntax."""
-    reqs: list[Callable[[dict], bool]] = []
-    for part in _split_top(selector):
-        m = _SET_RE.match(part)
-        if m:
-            key, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
-            if op == "in":
-                reqs.append(lambda lb, k=key, vs=vals: k in lb and lb[k] in vs)
-            else:
-                reqs.append(lambda lb, k=key, vs=vals: k not in lb or lb[k] not in vs)
-            continue
-        m = _EQ_RE.match(part)
-        if m:
-            key, op, val = m.groups()
-            if op == "!=":
-                reqs.append(lambda lb, k=key, v=val: lb.get(k) != v)
-            else:
-                reqs.append(lambda lb, k=key, v=val: k in lb and lb[k] == v)
-            continue
-        if part.startswith("!") and re.match(r"^![^\s!=()]+$", part):
-            reqs.append(lambda lb, k=part[1:]: k not in lb)
-        elif re.match(r"^[^\s!=(),]+$", part):
-            reqs.append(lambda lb, k=part: k in lb)
-        else:
-            raise ValueError(f"invalid label selector {part!r}")
-    return lambda labels: all(r(labels) for r in reqs)
-
-
-def selector_matches(selector: dict | None, labels: dict) -> bool:
-    """A LabelSelector object (matchLabels + matchExpressions) against labels; empty matches all."""
-    selector = selector or {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In" and labels.get(k) not in vals:
-            return False
-        if op == "NotIn" and k in labels and labels[k] in vals:
-            return False
-        if op == "Exists" and k not in labels:
-            return False
-        if op == "DoesNotExist" and k in labels:
-            return False
-    return True
-
-
-def match_fields(obj: dict, selector: str) -> bool:
-    """fieldSelector: dotted paths compared as strings (metadata.name, status.phase, spec.nodeName...)."""
-    for part in _split_top(selector):
-        m = re.match(r"^([^!=]+)(==|=|!=)(.*)$", part)
-        if not m:
-            raise ApiStatus(400, "BadRequest", f"invalid field selector: {part}")
-        path, op, want = m.groups()
-        cur: Any = obj
-        for seg in path.strip().split("."):
-            cur = cur.get(seg) if isinstance(cur, dict) else None
-        have = "" if cur is None else str(cur)
-        if (have == want) != (op != "!="):
-            return False
-    return True
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
-
-
-_MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-               "volumeMounts": "mountPath", "imagePullSecrets": "name", "envFrom": None,
-               "conditions": "type", "ports": None}
-
-
-def strategic_merge_patch(target: Any, patch: Any, field_name: str = "") -> Any:
-    """Enough of strategic merge patch for what kubectl apply sends: lists merged by their key."""
-    if isinstance(patch, list):
-        key = _MERGE_KEYS.get(field_name)
-        if field_name == "ports" and patch and isinstance(patch[0], dict):
-            key = "containerPort" if "containerPort" in patch[0] else "port"
-        if not key or not isinstance(target, list) or not all(isinstance(p, dict) for p in patch):
-            return [p for p in patch if not (isinstance(p, dict) and p.get("$patch") == "delete")]
-        out = [dict(t) for t in target if isinstance(t, dict)]
-        for p in patch:
-            idx = next((i for i, t in enumerate(out) if t.get(key) == p.get(key)), None)
-            if p.get("$patch") == "delete":
-                if idx is not None:
-                    out.pop(idx)
-            elif idx is None:
-                out.append(strategic_merge_patch({}, p))
-            else:
-                out[idx] = strategic_merge_patch(out[idx], p)
-        return out
-    if not isinstance(patch, dict):
-        return patch
-    if patch.get("$patch") == "replace":
-        return {k: v for k, v in patch.items() if not k.startswith("$")}
-    out = dict(target) if isinstance(target, dict) else {}
-    orders = {k.split("/", 1)[1]: v for k, v in patch.items() if k.startswith("$setElementOrder/")}
-    for k, v in patch.items():
-        if k.startswith("$"):
-            continue
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = strategic_merge_patch(out.get(k), v, k)
-    for k, order in orders.items():
-        key = _MERGE_KEYS.get(k) or ("containerPort" if order and "containerPort" in order[0] else "port")
-        if isinstance(out.get(k), list):
-            rank = {json.dumps(o.get(key)): i for i, o in enumerate(order)}
-            out[k] = sorted(out[k], key=lambda o: rank.get(json.dumps(o.get(key)), len(rank)))
-    return out
-
-
-# =============================================================================================
-# Store
-# =============================================================================================
-Listener = Callable[[str, ResourceType, dict], None]
-
-
-def _copy(obj: Any) -> Any:
-    return json.loads(json.dumps(obj))
-
-
-def _comparable(obj: dict) -> dict:
-    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
-    return {**obj, "metadata": meta}
-
-
-class Store:
-    """All objects, one lock, one resourceVersion counter; listeners hear about every change."""
-
-    def __init__(self, resources: tuple[ResourceType, ...]) -> None:
-        self.resources = resources
-        self._lock = threading.RLock()
-        self._objs: dict[str, dict[tuple[str, str], dict]] = {r.key: {} for r in resources}
-        self._rv = 1
-        self.listeners: list[Listener] = []
-
-    def rt(self, plural: str, group: str = "") -> ResourceType:
-        for r in self.resources:
-            if r.plural == plural and r.group == group:
-                return r
-        raise KeyError(f"{plural}.{group}")
-
-    def _next_rv(self) -> str:
-        self._rv += 1
-        return str(self._rv)
-
-    def _notify(self, event: str, rt: ResourceType, obj: dict) -> None:
-        for listener in self.listeners:
-            listener(event, rt, obj)
-
-    # --- reads --------------------------------------------------------------------------------
-    def get(self, rt: ResourceType, namespace: str, name: str, raise_missing: bool = False) -> dict | None:
-        with self._lock:
-            obj = self._objs[rt.key].get((namespace if rt.namespaced else "", name))
-            if obj is None:
-                if raise_missing:
-                    raise not_found(rt, name)
-                return None
-            return _copy(obj)
-
-    def list(self, rt: ResourceType, namespace: str | None = None) -> tuple[list[dict], str]:
-        """Copies sorted by (namespace, name), and the resourceVersion they were read at."""
-        with self._lock:
-            table = self._objs[rt.key]
-            keys = sorted(k for k in table if namespace is None or k[0] == namespace)
-            return [_copy(table[k]) for k in keys], str(self._rv)
-
-    def find(self, rt: ResourceType, keep: Callable[[dict], bool]) -> list[dict]:
-        """Copies of just the objects ``keep`` accepts; the data plane's lookups (a route by host)
-        would otherwise copy every object of the kind on every request."""
-        with self._lock:
-            return [_copy(o) for o in self._objs[rt.key].values() if keep(o)]
-
-    def list_page(self, rt: ResourceType, namespace: str | None, keep: Callable[[dict], bool],
-                  after: tuple[str, str] | None, limit: int) -> tuple[list[str], str, tuple[str, str] | None, int]:
-        """One page of a list as JSON texts (without kind/apiVersion), for the HTTP list path.
-
-        Why not ``list()``: that deep-copies every object of the kind for every page, so paging
-        through 5,000 pods 500 at a time made 50,000 copies. Here objects are filtered in place
-        and only the page is encoded, under the lock (a consistent read at one resourceVersion).
-        Returns (items, resourceVersion, key of the last item when more remain, remaining count).
-        """
-        with self._lock:
-            table = self._objs[rt.key]
-            keys = sorted(k for k in table if (namespace is None or k[0] == namespace)
-                          and (after is None or k > after))
-            items: list[str] = []
-            last: tuple[str, str] | None = None
-            remaining = 0
-            for i, k in enumerate(keys):
-                obj = table[k]
-                if not keep(obj):
-                    continue
-                if limit and len(items) == limit:
-                    remaining = sum(1 for k2 in keys[i:] if keep(table[k2]))
-                    break
-                items.append(json.dumps({f: v for f, v in obj.items() if f not in ("kind", "apiVersion")},
-                                        separators=(",", ":")))
-                last = k
-            return items, str(self._rv), (last if remaining else None), remaining
-
-    def exists(self, rt: ResourceType, namespace: str, name: str) -> bool:
-        with self._lock:
-            return (namespace if rt.namespaced else "", name) in self._objs[rt.key]
-
-    # --- writes -------------------------------------------------------------------------------
-    def create(self, rt: ResourceType, namespace: str, obj: dict, *, admit: Admission | None = None,
-               dry_run: bool = False, keep_status: bool = False) -> dict:
-        obj = _copy(obj)
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise ApiStatus(400, "BadRequest", "metadata must be an object")
-        if obj.get("kind") not in (None, rt.kind) or obj.get("apiVersion") not in (None, rt.api_version):
-            raise ApiStatus(400, "BadRequest",
-                            f"the API version in the data ({obj.get('apiVersion')}) does not match the "
-                            f"expected API version ({rt.api_version})" if obj.get("apiVersion") != rt.api_version
-                            else f"kind {obj.get('kind')} does not match the resource {rt.plural}")
-        if rt.namespaced:
-            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-                raise ApiStatus(400, "BadRequest", "the namespace of the provided object does not "
-                                "match the namespace sent on the request")
-            namespace = namespace or meta.get("namespace") or "default"
-            meta["namespace"] = namespace
-        else:
-            meta.pop("namespace", None)
-            namespace = ""
-        if not meta.get("name"):
-            if meta.get("generateName"):
-                meta["name"] = meta["generateName"] + "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
-            else:
-                raise invalid(rt, "", "metadata.name", "FieldValueRequired",
-                              "Required value: name or generateName is required")
-        _validate_name(rt, meta["name"])
-        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
-        if rt.has_status and not keep_status:
-            obj.pop("status", None)
-        if rt.plural == "namespaces":
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
-            obj["spec"] = {"finalizers": ["kubernetes"]}
-            obj["status"] = {"phase": "Active"}
-        _validate(rt, obj)
-        with self._lock:
-            if rt.namespaced and ("", namespace) not in self._objs["namespaces"]:
-                raise ApiStatus(404, "NotFound", f'namespaces "{namespace}" not found',
-                                {"name": namespace, "kind": "namespaces"})
-            key = (namespace, meta["name"])
-            if key in self._objs[rt.key]:
-                what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-                raise ApiStatus(409, "AlreadyExists", f'{what} "{meta["name"]}" already exists',
-                                {"name": meta["name"], "group": rt.group, "kind": rt.plural})
-            if admit is not None:
-                admit(rt, obj, None)
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            if "spec" in obj or rt.plural in ("deployments", "replicasets", "replicationcontrollers"):
-                meta["generation"] = 1
-            meta.pop("resourceVersion", None)
-            if dry_run:
-                return obj
-            meta["resourceVersion"] = self._next_rv()
-            self._objs[rt.key][key] = obj
-            self._notify("ADDED", rt, obj)
-            return _copy(obj)
-
-    def replace(self, rt: ResourceType, namespace: str, name: str, obj: dict, *,
-                admit: Admission | None = None, subresource: str = "", dry_run: bool = False) -> dict:
-        """PUT semantics: optimistic concurrency on resourceVersion, status only via /status."""
-        obj = _copy(obj)
-        with self._lock:
-            key = (namespace if rt.namespaced else "", name)
-            old = self._objs[rt.key].get(key)
-            if old is None:
-                raise not_found(rt, name)
-            meta = obj.setdefault("metadata", {})
-            if meta.get("name", name) != name:
-                raise ApiStatus(400, "BadRequest", "the name of the object does not match the name on the URL")
-            rv = meta.get("resourceVersion")
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-                raise ApiStatus(409, "Conflict", f'Operation cannot be fulfilled on {what} "{name}": the '
-                                "object has been modified; please apply your changes to the latest "
-                                "version and try again", {"name": name, "group": rt.group, "kind": rt.plural})
-            if subresource == "status":
-                new = _copy(old)
-                new["status"] = obj.get("status")
-            else:
-                new = obj
-                if rt.has_status:
-                    if "status" in old:
-                        new["status"] = _copy(old["status"])
-                    else:
-                        new.pop("status", None)
-                if rt.plural == "namespaces":
-                    new["status"], new["spec"] = old.get("status"), old.get("spec")
-            nm = new.setdefault("metadata", {})
-            for k in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp"):
-                if k in old["metadata"]:
-                    nm[k] = old["metadata"][k]
-            nm["name"] = name
-            if rt.namespaced:
-                nm["namespace"] = namespace
-            new["kind"], new["apiVersion"] = rt.kind, rt.api_version
-            if subresource != "status":
-                _validate(rt, new)
-                if admit is not None:
-                    admit(rt, new, _copy(old))
-                strip = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}  # noqa: E731
-                if "generation" in nm and strip(new) != strip(old):
-                    nm["generation"] = old["metadata"]["generation"] + 1
-            return self._commit(rt, key, old, new, dry_run)
-
-    def _commit(self, rt: ResourceType, key: tuple[str, str], old: dict, new: dict, dry_run: bool) -> dict:
-        if _comparable(new) == _comparable(old):
-            return _copy(old)
-        if dry_run:
-            return new
-        new["metadata"]["resourceVersion"] = self._next_rv()
-        self._objs[rt.key][key] = new
-        self._notify("MODIFIED", rt, new)
-        return _copy(new)
-
-    def put(self, rt: ResourceType, obj: dict) -> bool:
-        """Controller write: whole object, no admission; False when nothing changed or it is gone."""
-        with self._lock:
-            meta = obj["metadata"]
-            key = (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
-            old = self._objs[rt.key].get(key)
-            if old is None or old["metadata"]["uid"] != meta.get("uid"):
-                return False
-            before = self._rv
-            self._commit(rt, key, old, _copy(obj), False)
-            return self._rv != before
-
-    def patch(self, rt: ResourceType, namespace: str, name: str, ctype: str, body: bytes, *,
-              admit: Admission | None = None, subresource: str = "", dry_run: bool = False) -> dict:
-        try:
-            patch = json.loads(body or b"null")
-        except ValueError:
-            if ctype == "application/apply-patch+yaml":
-                import yaml
-                patch = yaml.safe_load(body)
-            else:
-                raise ApiStatus(400, "BadRequest", "the patch is not valid JSON") from None
-        with self._lock:
-            current = self.get(rt, namespace, name)
-            if current is None:
-                if ctype == "application/apply-patch+yaml":
-                    return self.create(rt, namespace, patch, admit=admit, dry_run=dry_run)
-                raise not_found(rt, name)
-            if ctype == "application/json-patch+json":
-                import jsonpatch
-                try:
-                    new = jsonpatch.apply_patch(current, patch)
-                except Exception as exc:
-                    raise ApiStatus(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from None
-            elif ctype == "application/strategic-merge-patch+json":
-                if rt.group in _OPENSHIFT:
-                    raise ApiStatus(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
-                new = strategic_merge_patch(current, patch)
-            elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
-                new = merge_patch(current, patch)
-            else:
-                raise ApiStatus(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
-            if not isinstance(patch, dict) or "resourceVersion" not in (patch.get("metadata") or {}):
-                new.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-            return self.replace(rt, namespace, name, new, admit=admit, subresource=subresource, dry_run=dry_run)
-
-    def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False,
-               missing_ok: bool = False) -> dict:
-        with self._lock:
-            key = (namespace if rt.namespaced else "", name)
-            obj = self._objs[rt.key].get(key)
-            if obj is None:
-                if missing_ok:
-                    return {}
-                raise not_found(rt, name)
-            if dry_run:
-                return _copy(obj)
-            if rt.plural == "namespaces":
-                for r in self.resources:
-                    if r.namespaced:
-                        for k in [k for k in self._objs[r.key] if k[0] == name]:
-                            gone = self._objs[r.key].pop(k)
-                            self._next_rv()
-                            self._notify("DELETED", r, gone)
-            del self._objs[rt.key][key]
-            self._next_rv()
-            out = _copy(obj)
-            out["metadata"]["deletionTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._notify("DELETED", rt, obj)
-            return out
-
-
-# =============================================================================================
-# Discovery and Tables
-# =============================================================================================
-_ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-
-def _version() -> dict:
-    return {"major": "1", "minor": "32", "gitVersion": "v1.32.0+embedded", "gitCommit": "embedded",
-            "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23",
-            "compiler": "gc", "platform": "linux/amd64"}
-
-
-def _api_versions() -> dict:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
-
-
-def _group_doc(resources: Iterable[ResourceType], group: str) -> dict | None:
-    versions = sorted({r.version for r in resources if r.group == group})
-    if not versions:
-        return None
-    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-    return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
-
-
-def _group_list(resources: tuple[ResourceType, ...]) -> dict:
-    groups = sorted({r.group for r in resources if r.group}, key=[r.group for r in resources].index)
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group_doc(resources, g) for g in groups]}
-
-
-def _group(resources: tuple[ResourceType, ...], group: str) -> dict | None:
-    doc = _group_doc(resources, group)
-    return None if doc is None else {"kind": "APIGroup", "apiVersion": "v1", **doc}
-
-
-def _resource_list(resources: tuple[ResourceType, ...], group: str, version: str) -> dict | None:
-    rts = [r for r in resources if r.group == group and r.version == version]
-    if not rts:
-        return None
-    out = []
-    for r in rts:
-        out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                    "kind": r.kind, "verbs": _ALL_VERBS, **({"shortNames": list(r.short_names)} if r.short_names else {})})
-        if r.has_status:
-            out.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
-                        "kind": r.kind, "verbs": ["get", "patch", "update"]})
-        if r.plural in ("services", "pods"):
-            out.append({"name": f"{r.plural}/proxy", "singularName": "", "namespaced": True,
-                        "kind": f"{r.kind}ProxyOptions", "verbs": ["create", "delete", "get", "patch", "update"]})
-    gv = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}
+from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_doc, resource_list_doc,
+                      table_doc, version_doc)
+from .apistore import Admission, Store
+from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
+                       parse_label_selector, resources_for, status_body)
 
 
 __all__ = [
@@ -687,8 +50,6 @@ __all__ = [
 ]
 
 Authorizer = Callable[["RequestAttributes"], bool]
-Admission = Callable[[ResourceType, dict, "dict | None"], None]
-"""Mutating/validating hook ``(resource, new_obj, old_obj_or_None)``; raises ApiStatus to reject."""
 ProxyHandler = Callable[[str, str, str, str, str], "tuple[int, dict[str, str], bytes]"]
 """Proxy backend ``(plural, namespace, name, port, path) -> (status, headers, body)``."""
 
@@ -1037,9 +398,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not segs:
             return _Route(None, discovery={"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if segs == ["version"]:
-            return _Route(None, discovery=_version())
+            return _Route(None, discovery=version_doc())
         if segs[0] == "openapi" and len(segs) >= 2 and segs[1] == "v3":
-            doc = _openapi_v3(api.resources, "/".join(segs[2:]))
+            doc = openapi_v3_doc(api.resources, "/".join(segs[2:]))
             if doc is None:
                 raise _not_found_path(path)
             return _Route(None, discovery=doc)
@@ -1047,15 +408,15 @@ class _Handler(BaseHTTPRequestHandler):
             return _Route(None, discovery="ok")
         if segs[0] == "api":
             if len(segs) == 1:
-                return _Route(None, discovery=_api_versions())
+                return _Route(None, discovery=api_versions_doc())
             if segs[1] != "v1":
                 raise _not_found_path(path)
             group, version, rest = "", "v1", segs[2:]
         elif segs[0] == "apis":
             if len(segs) == 1:
-                return _Route(None, discovery=_group_list(api.resources))
+                return _Route(None, discovery=group_list_doc(api.resources))
             if len(segs) == 2:
-                doc = _group(api.resources, segs[1])
+                doc = group_doc(api.resources, segs[1])
                 if doc is None:
                     raise _not_found_path(path)
                 return _Route(None, discovery=doc)
@@ -1063,7 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise _not_found_path(path)
         if not rest:
-            doc = _resource_list(api.resources, group, version)
+            doc = resource_list_doc(api.resources, group, version)
             if doc is None:
                 raise _not_found_path(path)
             return _Route(None, discovery=doc)
@@ -1103,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._send(200, lines)
             elif "as=Table" in accept:
-                self._send_json(200, _table(rt, items, meta, params.get("includeObject", "")))
+                self._send_json(200, table_doc(rt, items, meta, params.get("includeObject", "")))
             else:
                 self._send_json(200, {"kind": rt.kind + "List", "apiVersion": rt.api_version,
                                       "metadata": meta, "items": items})
@@ -1112,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
             obj = store.get(rt, route.namespace, route.name, raise_missing=True)
             if "as=Table" in accept:
                 meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-                self._send_json(200, _table(rt, [obj], meta, params.get("includeObject", "")))
+                self._send_json(200, table_doc(rt, [obj], meta, params.get("includeObject", "")))
             else:
                 self._send_json(200, obj)
             return
@@ -1252,187 +613,3 @@ def _forbidden(a: RequestAttributes) -> ApiStatus:
     return ApiStatus(403, "Forbidden", msg, details=details)
 
 
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_uid() -> str:
-    return str(uuid.uuid4())
-
-
-def iter_kinds() -> Iterable[tuple[str, str]]:
-    """(apiVersion, kind) pairs the server knows, route API included."""
-    return known_kinds()
-
-
-def _gv_paths(resources: Iterable[ResourceType]) -> list[str]:
-    return sorted({f"apis/{r.group}/{r.version}" if r.group else "api/v1" for r in resources})
-
-
-def _openapi_v3(resources: tuple[ResourceType, ...], gv_path: str) -> dict | None:
-    """Just enough OpenAPI v3 for kubectl: each kind's PATCH accepts ``fieldValidation``.
-
-    kubectl then leaves validation to the server (which accepts what it can store) instead of
-    downloading schemas; there is no requestBody, so ``kubectl apply`` computes its patches from
-    its compiled-in types, as it does against servers without schemas.
-    """
-    if not gv_path:
-        return {"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}?hash=embedded"} for p in _gv_paths(resources)}}
-    if gv_path not in _gv_paths(resources):
-        return None
-    paths: dict[str, Any] = {}
-    for r in resources:
-        if (f"apis/{r.group}/{r.version}" if r.group else "api/v1") != gv_path:
-            continue
-        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
-        param = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}]
-        base = f"/{gv_path}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"/{gv_path}/{r.plural}"
-        ok = {"200": {"description": "OK"}}
-        paths[base] = {"post": {"operationId": f"create{r.kind}", "parameters": param, "responses": ok,
-                                "x-kubernetes-action": "post", "x-kubernetes-group-version-kind": gvk}}
-        paths[base + "/{name}"] = {
-            "patch": {"operationId": f"patch{r.kind}", "parameters": param, "responses": ok,
-                      "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk},
-            "put": {"operationId": f"replace{r.kind}", "parameters": param, "responses": ok,
-                    "x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk}}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
-            "components": {}}
-
-
-def _age(ts: str | None) -> str:
-    """kubectl's HumanDuration, near enough."""
-    if not ts:
-        return "<unknown>"
-    try:
-        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return "<unknown>"
-    s = max(0, int((datetime.now(timezone.utc) - then).total_seconds()))
-    m, h, d = s // 60, s // 3600, s // 86400
-    if s < 120:
-        return f"{s}s"
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if h < 3:
-        return f"{m}m"
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    if d < 8:
-        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
-    return f"{d}d" if d < 730 else f"{d // 365}y"
-
-
-def pod_display_status(pod: dict) -> str:
-    """The STATUS column of ``kubectl get pods``: a waiting reason beats the phase."""
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    st = pod.get("status") or {}
-    reason = st.get("reason") or st.get("phase") or "Pending"
-    for cs in st.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        if state.get("waiting", {}).get("reason"):
-            reason = state["waiting"]["reason"]
-        elif state.get("terminated"):
-            reason = state["terminated"].get("reason") or "Error"
-    return reason
-
-
-def _ports(svc: dict) -> str:
-    out = []
-    for p in (svc.get("spec") or {}).get("ports") or []:
-        np = f":{p['nodePort']}" if p.get("nodePort") else ""
-        out.append(f"{p.get('port')}{np}/{p.get('protocol', 'TCP')}")
-    return ",".join(out) or "<none>"
-
-
-def _modes(modes: list[str] | None) -> str:
-    short = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
-    return ",".join(short.get(m, m) for m in modes or [])
-
-
-def _cells(rt: ResourceType, o: dict) -> list[tuple[str, Any, int]]:
-    """(column, value, priority) per kind, after NAME and before AGE."""
-    spec, st, meta = o.get("spec") or {}, o.get("status") or {}, o["metadata"]
-    k = rt.key
-    if k == "pods":
-        css = st.get("containerStatuses") or []
-        ready = sum(1 for c in css if c.get("ready"))
-        return [("Ready", f"{ready}/{len(spec.get('containers') or [])}", 0),
-                ("Status", pod_display_status(o), 0),
-                ("Restarts", sum(c.get("restartCount", 0) for c in css), 0),
-                ("IP", st.get("podIP") or "<none>", 1), ("Node", spec.get("nodeName") or "<none>", 1)]
-    if k == "services":
-        ext = spec.get("externalIPs") or [i.get("ip") or i.get("hostname") for i in (st.get("loadBalancer") or {}).get("ingress") or []]
-        return [("Type", spec.get("type", "ClusterIP"), 0), ("Cluster-IP", spec.get("clusterIP") or "<none>", 0),
-                ("External-IP", ",".join(ext) or "<none>", 0), ("Port(s)", _ports(o), 0),
-                ("Selector", ",".join(f"{a}={b}" for a, b in (spec.get("selector") or {}).items()) or "<none>", 1)]
-    if k == "deployments.apps":
-        return [("Ready", f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", 0),
-                ("Up-to-date", st.get("updatedReplicas", 0), 0), ("Available", st.get("availableReplicas", 0), 0)]
-    if k in ("replicasets.apps", "replicationcontrollers"):
-        return [("Desired", spec.get("replicas", 1), 0), ("Current", st.get("replicas", 0), 0),
-                ("Ready", st.get("readyReplicas", 0), 0)]
-    if k == "endpoints":
-        eps = [f"{a.get('ip')}:{p.get('port')}" for s in o.get("subsets") or [] for a in s.get("addresses") or [] for p in s.get("ports") or []]
-        return [("Endpoints", ",".join(eps[:3]) + (f" + {len(eps) - 3} more..." if len(eps) > 3 else "") or "<none>", 0)]
-    if k == "persistentvolumeclaims":
-        return [("Status", st.get("phase", "Pending"), 0), ("Volume", spec.get("volumeName", ""), 0),
-                ("Capacity", (st.get("capacity") or {}).get("storage", ""), 0),
-                ("Access Modes", _modes(st.get("accessModes")), 0), ("StorageClass", spec.get("storageClassName") or "<unset>", 0)]
-    if k == "persistentvolumes":
-        ref = spec.get("claimRef") or {}
-        return [("Capacity", (spec.get("capacity") or {}).get("storage", ""), 0), ("Access Modes", _modes(spec.get("accessModes")), 0),
-                ("Reclaim Policy", spec.get("persistentVolumeReclaimPolicy", "Retain"), 0), ("Status", st.get("phase", "Pending"), 0),
-                ("Claim", f"{ref.get('namespace')}/{ref.get('name')}" if ref else "", 0),
-                ("StorageClass", spec.get("storageClassName", ""), 0)]
-    if k == "routes.route.openshift.io":
-        to = spec.get("to") or {}
-        return [("Host/Port", spec.get("host", ""), 0), ("Path", spec.get("path", ""), 0),
-                ("Services", to.get("name", ""), 0), ("Port", (spec.get("port") or {}).get("targetPort", "<all>"), 0),
-                ("Termination", (spec.get("tls") or {}).get("termination", ""), 0), ("Wildcard", spec.get("wildcardPolicy", "None"), 0)]
-    if k == "ingresses.networking.k8s.io":
-        hosts = [r.get("host", "*") for r in spec.get("rules") or []]
-        addr = [i.get("ip", "") for i in (st.get("loadBalancer") or {}).get("ingress") or []]
-        return [("Class", spec.get("ingressClassName") or "<none>", 0), ("Hosts", ",".join(hosts) or "*", 0),
-                ("Address", ",".join(addr), 0), ("Ports", "80", 0)]
-    if k in ("configmaps",):
-        return [("Data", len(o.get("data") or {}) + len(o.get("binaryData") or {}), 0)]
-    if k == "secrets":
-        return [("Type", o.get("type", "Opaque"), 0), ("Data", len(o.get("data") or {}), 0)]
-    if k == "namespaces":
-        return [("Status", st.get("phase", "Active"), 0)]
-    if k == "nodes":
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
-        roles = ",".join(l.split("/", 1)[1] for l in meta.get("labels") or {} if l.startswith("node-role.kubernetes.io/")) or "<none>"
-        return [("Status", "Ready" if ready else "NotReady", 0), ("Roles", roles, 0),
-                ("Version", (st.get("nodeInfo") or {}).get("kubeletVersion", ""), 0)]
-    if k == "storageclasses.storage.k8s.io":
-        name = meta["name"] + (" (default)" if (meta.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true" else "")
-        return [("__name__", name, 0), ("Provisioner", o.get("provisioner", ""), 0),
-                ("ReclaimPolicy", o.get("reclaimPolicy", "Delete"), 0)]
-    return []
-
-
-def _table(rt: ResourceType, items: list[dict], meta: dict, include: str) -> dict:
-    """meta.k8s.io/v1 Table, so ``kubectl get`` prints the usual columns."""
-    sample = _cells(rt, items[0]) if items else _cells(rt, {"metadata": {"name": ""}})
-    cols = [("Name", 0)] + [(c, p) for c, _, p in sample if c != "__name__"] + [("Age", 0)]
-    kinds = {c: "integer" if isinstance(v, int) else "string" for c, v, _ in sample}
-    defs = [{"name": c, "type": kinds.get(c, "string"), "format": "name" if c == "Name" else "",
-             "description": c, "priority": p} for c, p in cols]
-    rows = []
-    for o in items:
-        cells = _cells(rt, o)
-        name = next((v for c, v, _ in cells if c == "__name__"), o["metadata"]["name"])
-        row: dict[str, Any] = {"cells": [name] + [v for c, v, _ in cells if c != "__name__"]
-                               + [_age(o["metadata"].get("creationTimestamp"))]}
-        if include == "Object":
-            row["object"] = {"kind": rt.kind, "apiVersion": rt.api_version, **o}
-        elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}
-        rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-            "columnDefinitions": defs, "rows": rows}

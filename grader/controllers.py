@@ -23,7 +23,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from .apiserver import ApiServer, ApiStatus, ResourceType, invalid, selector_matches
+from .apiserver import ApiServer
+from .apitypes import ApiStatus, ResourceType, invalid, selector_matches
 from .workloads import listening_ports, lookup_image, serve
 
 log = logging.getLogger(__name__)

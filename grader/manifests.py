@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .apiserver import known_kinds
+from .apitypes import known_kinds
 from .i18n import Raw, Text, clean, t
 
 __all__ = ["Document", "ManifestProblem", "load_path", "load_text", "SUFFIXES"]

@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from .apiserver import ApiServer, status_body
+from .apiserver import ApiServer
+from .apitypes import status_body
 from .controllers import Controllers
 from .errors import UsageError
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
@@ -172,7 +173,7 @@ class EmbeddedCluster:
         return self.apply([d.obj for d in docs], namespace)
 
     def _resource(self, doc: dict) -> Any:
-        from .apiserver import resource_for_kind
+        from .apitypes import resource_for_kind
         rt = resource_for_kind(str(doc.get("apiVersion")), str(doc.get("kind")), self.server.resources)
         if rt is None:
             raise UsageError(f"no kind {doc.get('kind')!r} in {doc.get('apiVersion')!r} on this cluster")

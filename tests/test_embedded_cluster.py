@@ -75,6 +75,13 @@ def test_crud_and_conflicts(ec, core, ns):
     assert e.value.status == 409 and status_of(e.value)["reason"] == "Conflict"
     core.patch_namespaced_config_map("c", ns, {"data": {"b": "3"}})
     assert core.read_namespaced_config_map("c", ns).data == {"a": "2", "b": "3"}
+    # a list body is sent as application/json-patch+json (RFC 6902)
+    core.patch_namespaced_config_map("c", ns, [{"op": "replace", "path": "/data/a", "value": "4"},
+                                               {"op": "remove", "path": "/data/b"}])
+    assert core.read_namespaced_config_map("c", ns).data == {"a": "4"}
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map("c", ns, [{"op": "test", "path": "/data/a", "value": "5"}])
+    assert e.value.status == 422
     with pytest.raises(ApiException) as e:
         core.create_namespaced_config_map(ns, {"metadata": {"name": "c"}})
     assert e.value.status == 409 and status_of(e.value)["reason"] == "AlreadyExists"
