@@ -130,7 +130,25 @@ def embedded(pod_start_delay: float = 0.0, **kwargs: Any) -> Iterator[tuple[Any,
 
 
 def solution_dir(ex_id: str) -> Path:
+    """The shipped reference solution of a built-in exercise."""
     return data_dir("solutions") / ex_id
+
+
+def solutions_of(spec: ExerciseSpec) -> Path:
+    """``solutions/<id>`` beside the ``exercises/`` directory the spec came from, so a course's
+    own exercises (``--exercises-dir``) bring their own solutions and variants."""
+    return spec.path.parent.parent.parent / "solutions" / spec.id
+
+
+def with_solutions(settings: Settings, ids: list[str]) -> list[ExerciseSpec]:
+    """The named exercises, or every exercise that has a reference solution."""
+    if ids:
+        specs = [settings.exercise(ex) for ex in ids]
+        for spec in specs:
+            if not solutions_of(spec).is_dir():
+                raise UsageError(f"exercise {spec.id} has no reference solution in {solutions_of(spec)}")
+        return specs
+    return [spec for spec in map(settings.exercise, settings.available()) if solutions_of(spec).is_dir()]
 
 
 def apply_files(api: Api, files: list[Path], namespace: str) -> list[str]:
@@ -157,11 +175,7 @@ def manifest_files(directory: Path) -> list[Path]:
 def demo(ns: argparse.Namespace, settings: Settings) -> int:
     from .cli import emit
 
-    ids = ns.exercises or [ex for ex in settings.available() if solution_dir(ex).is_dir()]
-    specs = [settings.exercise(ex) for ex in ids]
-    for spec in specs:
-        if not solution_dir(spec.id).is_dir():
-            raise UsageError(f"exercise {spec.id} has no reference solution to demonstrate")
+    specs = with_solutions(settings, ns.exercises)
     print(t("組み込みクラスターを起動し、模範解答を適用して採点します…",
             "Starting the embedded cluster, applying the reference solutions and grading…").get(settings.lang),
           file=sys.stderr)
@@ -170,7 +184,7 @@ def demo(ns: argparse.Namespace, settings: Settings) -> int:
         for spec in specs:
             namespace = f"demo-{spec.id}"
             api.create_namespace(namespace)
-            problems = apply_files(api, manifest_files(solution_dir(spec.id)), namespace)
+            problems = apply_files(api, manifest_files(solutions_of(spec)), namespace)
             if problems:
                 raise UsageError("reference solution does not apply: " + "; ".join(problems))
         for spec in specs:

@@ -295,3 +295,52 @@ def test_ctrl_c_inside_a_check_drops_that_chunk_and_exits_130(capsys, kubeconfig
     assert (out / three[0] / "results.json").is_file()
     assert not (out / three[1]).exists() and not (out / three[2]).exists()
     assert list(_gradebook(out)) == [three[0]]
+
+
+def test_selection_by_list_pattern_and_label(capsys, cluster, api, kubeconfig, tmp_path):
+    """-n, --namespace-pattern and --namespace-selector pick exactly the namespaces they name."""
+    tag = secrets.token_hex(2)
+    names = [f"sel{tag}-a", f"sel{tag}-b", f"sel{tag}-c", f"other{tag}"]
+    for n in names:
+        cluster.create_namespace(n, {"course": f"c{tag}"} if n.endswith(("-a", "-c")) else {})
+
+    def graded(*how: str) -> set[str]:
+        out = tmp_path / secrets.token_hex(2)
+        _grade(capsys, "ex1", "--kubeconfig", str(kubeconfig), "--wait", "0", "--quiet", "--out", str(out), *how)
+        return {d.name for d in out.iterdir() if d.is_dir()}
+
+    assert graded("-n", names[1], "-n", names[3]) == {names[1], names[3]}
+    assert graded("--namespace-pattern", f"sel{tag}-*") == set(names[:3])
+    assert graded("--namespace-selector", f"course=c{tag}") == {names[0], names[2]}
+    assert graded("--namespace-pattern", f"sel{tag}-*", "--namespace-selector", f"course=c{tag}") == {names[0], names[2]}
+    code, _ = _grade(capsys, "ex1", "--kubeconfig", str(kubeconfig), "--namespace-pattern", f"nothing{tag}-*")
+    assert code == 2
+
+
+def test_reports_agree_on_every_score(capsys, cluster, api, kubeconfig, three, tmp_path):
+    """JUnit properties, Gradescope results.json and the gradebook give the same score for every
+    (namespace, exercise), over two exercises and a mix of correct, broken and empty work."""
+    out = tmp_path / "out"
+    args = ["ex1", "ex2", "--kubeconfig", str(kubeconfig), "--wait", "0", "--quiet", "--out", str(out)]
+    for ns in three:
+        args += ["-n", ns]
+    _grade(capsys, *args)
+    book = _gradebook(out)
+    seen = set()
+    for ns in three:
+        results = json.loads((out / ns / "results.json").read_text())
+        by_ex: dict[str, float] = {}
+        for test in results["tests"]:
+            by_ex[test["extra_data"]["exercise"]] = by_ex.get(test["extra_data"]["exercise"], 0) + test["score"]
+        assert results["score"] == sum(by_ex.values())
+        total = 0.0
+        for ex in ("ex1", "ex2"):
+            props = {p.get("name"): p.get("value")
+                     for p in ET.parse(out / ns / f"{ex}.xml").getroot().find("testsuite/properties")}
+            junit_score = float(props["score"])
+            per_check = sum(float(v) for k, v in props.items() if k.startswith("check.") and k.endswith(".earned"))
+            assert junit_score == per_check == by_ex[ex] == float(book[ns][ex]), (ns, ex)
+            total += junit_score
+            seen.add(junit_score)
+        assert float(book[ns]["total"]) == total
+    assert len(seen) > 1, "the data should give different scores"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,3 +207,40 @@ def test_manifests_are_graded_offline(capsys, tmp_path):
     assert "odd.yaml:1" in checks["manifests"]["message"]["en"] and "Gizmo" in checks["manifests"]["message"]["en"]
     assert all(c["outcome"] == "passed" for k, c in checks.items() if k != "manifests")
     assert doc["results"][0]["score"] == 10 and code == 1
+
+
+def test_sandbox_for_practice_then_grade(tmp_path):
+    """`grade sandbox` as a student without a cluster uses it: a kubeconfig appears, kubectl (or the
+    client) creates the pod, `grade ex1 --kubeconfig` passes, Ctrl-C stops it."""
+    import os
+    import shutil
+    import signal
+    import time
+    kc = tmp_path / "sandbox.kubeconfig"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "sandbox", "--kubeconfig-out", str(kc),
+                             "--pod-start-delay", "0.2", "--lang", "en"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not kc.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert kc.exists(), proc.stderr.read() if proc.poll() is not None else "no kubeconfig"
+        pod = solution_dir("ex1") / "pod.yaml"
+        if shutil.which("kubectl"):
+            done = subprocess.run(["kubectl", "--kubeconfig", str(kc), "create", "-f", str(pod)],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        else:
+            from grader.kube import Api
+            api = Api(kubeconfig=str(kc))
+            assert apply_files(api, [pod], "student") == []
+            api.close()
+        graded = run_grade("ex1", "--kubeconfig", str(kc), "--wait", "20", "--lang", "en", cwd=tmp_path)
+        assert graded.returncode == 0, graded.stdout + graded.stderr
+        assert "(namespace: student)" in graded.stdout and "Score: 10/10" in graded.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert f"export KUBECONFIG={kc}" in out

@@ -6,8 +6,6 @@ same path as ``grade``.
 """
 from __future__ import annotations
 
-import copy
-import socket
 import threading
 import time
 import urllib.request
