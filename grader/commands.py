@@ -41,6 +41,22 @@ def _progress(settings: Settings, label: str) -> Any:
     return show
 
 
+def _waiting(settings: Settings) -> Any:
+    """On a terminal, say why a failing grade takes a while: checks are being re-observed."""
+    if settings.quiet or not sys.stderr.isatty():
+        return None
+
+    def show(n: int, left: float) -> None:
+        if n == 0:
+            sys.stderr.write("\r\x1b[K")
+        else:
+            text = t("失敗中のチェック {n} 件を再確認しています… 残り {s} 秒 (--wait 0 で省略)",
+                     "re-checking {n} failing check(s)… {s} s left (--wait 0 skips this)", n=n, s=round(left))
+            sys.stderr.write("\r\x1b[K" + text.get(settings.lang))
+        sys.stderr.flush()
+    return show
+
+
 def probe_for(api: Api, settings: Settings) -> Probe:
     """Router and route domains: command line/env/course first, then the sandbox kubeconfig
     extension, then the cluster's own ingress config where the grader may read it."""
@@ -64,7 +80,8 @@ def grade_on(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces
     window = wait if wait is not None else max(settings.wait_for(s) for s in specs)
     label = ",".join(s.id for s in specs)
     results = run_checks(specs, namespaces, snapshot, probe_for(api, settings), wait=window,
-                         include=include, progress=_progress(settings, label), debug=settings.debug)
+                         include=include, progress=_progress(settings, label), debug=settings.debug,
+                         waiting=_waiting(settings) if student else None)
     return RunResult(results)
 
 

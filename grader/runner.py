@@ -31,6 +31,7 @@ from .snapshot import Snapshot
 from .specs import CheckSpec, ExerciseSpec
 
 Progress = Callable[[int, int], None]
+Waiting = Callable[[int, float], None]   # (checks still failing, seconds left); (0, 0) when done
 
 
 @dataclass
@@ -52,7 +53,7 @@ class _Plugin:
 
     def __init__(self, specs: dict[Path, ExerciseSpec], namespaces: list[str], snapshot: Snapshot,
                  probe: Probe, include: Callable[[CheckSpec], bool], wait: float,
-                 progress: Progress | None, debug: bool) -> None:
+                 progress: Progress | None, debug: bool, waiting: Waiting | None = None) -> None:
         self.specs = specs
         self.namespaces = namespaces
         self._snapshot = snapshot
@@ -60,6 +61,7 @@ class _Plugin:
         self.include = include
         self.wait = wait
         self.progress = progress
+        self.waiting = waiting
         self.debug = debug
         self.items: list[_Item] = []
         self.results: dict[tuple[str, str, str], CheckResult] = {}
@@ -179,6 +181,8 @@ class _Plugin:
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:
                 break
+            if self.waiting:
+                self.waiting(len(pending), remaining)
             time.sleep(min(interval, remaining))
             interval = min(interval * 1.6, 2.0)
             self._snapshot.refresh()
@@ -248,16 +252,19 @@ def _pytest_args(modules: Iterable[Path]) -> list[str]:
 
 def grade(specs: list[ExerciseSpec], namespaces: list[str], snapshot: Snapshot, probe: Probe, *,
           wait: float, include: Callable[[CheckSpec], bool] = lambda c: True,
-          progress: Progress | None = None, debug: bool = False) -> list[ExerciseResult]:
+          progress: Progress | None = None, debug: bool = False,
+          waiting: Waiting | None = None) -> list[ExerciseResult]:
     """Grade every exercise in every namespace; one ExerciseResult per (exercise, namespace)."""
     by_module = {s.module.resolve(): s for s in specs}
-    plugin = _Plugin(by_module, namespaces, snapshot, probe, include, wait, progress, debug)
+    plugin = _Plugin(by_module, namespaces, snapshot, probe, include, wait, progress, debug, waiting)
     started = time.monotonic()
     old = os.environ.get("PYTEST_ADDOPTS")
     os.environ.pop("PYTEST_ADDOPTS", None)  # a user's pytest options must not change a grade
     try:
         code = pytest.main(_pytest_args(by_module), plugins=[plugin])
     finally:
+        if waiting:
+            waiting(0, 0.0)
         if old is not None:
             os.environ["PYTEST_ADDOPTS"] = old
     if code == pytest.ExitCode.INTERRUPTED:

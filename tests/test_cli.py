@@ -244,3 +244,18 @@ def test_sandbox_for_practice_then_grade(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert f"export KUBECONFIG={kc}" in out
+
+
+def test_a_terminal_is_told_while_failing_checks_are_re_observed(api, fresh_ns):
+    """The runner reports (failing checks, seconds left) before each re-observation, then (0, 0)."""
+    from grader.probes import Probe
+    from grader.runner import grade
+    from grader.settings import Settings
+    from grader.snapshot import Snapshot
+    calls = []
+    spec = Settings().exercise("ex1")
+    results = grade([spec], [fresh_ns], Snapshot(api, [fresh_ns]), Probe(api), wait=0.8,
+                    waiting=lambda n, left: calls.append((n, left)))
+    assert calls[0][0] == 5 and 0 < calls[0][1] <= 0.8
+    assert calls[-1] == (0, 0.0)
+    assert results[0].checks[0].attempts >= 2
