@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import commands
         return commands.grade(ns, settings)
     except UsageError as e:
-        print(f"grade: {e}", file=sys.stderr)
+        print(f"grade: {e.message.get(lang)}", file=sys.stderr)
         return 2
     except ClusterUnavailable as e:
         print(f"grade: {e.message.get(lang)}", file=sys.stderr)

@@ -66,7 +66,14 @@ class Unauthorized(ClusterUnavailable):
 
 # --- usage branch ----------------------------------------------------------------------------
 class UsageError(GraderError):
-    """Bad command line or input file; the message is already plain English for the operator."""
+    """Bad command line or input file. Operator-facing messages (specs, course files) are plain
+    English; the ones a student meets (an unknown exercise, a missing file) are bilingual."""
+
+    def __init__(self, message: "str | Text") -> None:
+        from .i18n import Text
+        text = message if isinstance(message, Text) else Text.same(message)
+        super().__init__(text.en)
+        self.message = text
 
 
 class SpecError(UsageError):
@@ -78,13 +85,3 @@ class SpecError(UsageError):
         self.field = field
         self.problem = problem
 
-
-class ManifestError(UsageError):
-    """A submitted manifest cannot be loaded; names the file and line."""
-
-    def __init__(self, path: str, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {problem}")
-        self.path = path
-        self.line = line
-        self.problem = problem

@@ -183,7 +183,8 @@ def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[Exer
 
     path = Path(ns.manifests)
     if not path.exists():
-        raise UsageError(f"--manifests {path}: no such file or directory")
+        raise UsageError(t("--manifests {p}: ファイルもディレクトリもありません", "--manifests {p}: no such file or directory",
+                           p=Raw(str(path))))
     namespace = (settings.namespaces or ["submission"])[0]
     docs, problems = load_path(path)
     messages: list[Text] = [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import SpecError, UsageError
-from .i18n import detect_lang
+from .i18n import Raw, detect_lang, t
 from .specs import ExerciseSpec, load_exercise
 
 DEFAULT_WAIT = 30.0
@@ -150,7 +150,9 @@ class Settings:
         """Load a spec and apply course parameters (``*`` first, then the exercise's own)."""
         available = self.available()
         if ex_id not in available:
-            raise UsageError(f"unknown exercise {ex_id!r}; `grade list` shows them ({', '.join(available)})")
+            raise UsageError(t("演習 {ex} はありません。`grade list` で一覧を表示できます ({all})。",
+                               "unknown exercise {ex}; `grade list` shows them ({all}).",
+                               ex=ex_id, all=Raw(", ".join(available))))
         spec = load_exercise(available[ex_id])
         if self.course:
             common = {k: v for k, v in self.course.params.get("*", {}).items() if k in spec.params}
