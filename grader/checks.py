@@ -97,25 +97,35 @@ def expect_labels(view: View, obj: Obj, wanted: Mapping[str, str]) -> None:
     labels = labels_of(obj)
     missing = {k: v for k, v in wanted.items() if labels.get(k) != v}
     if missing:
-        kind = str(obj.get("kind") or "object")
-        fail(t("{kind} {name} のラベルに {want} が必要です。実際のラベル: {got}",
-               "{kind} {name} needs the label(s) {want}; its labels are {got}",
-               kind=Raw(kind), name=name_of(obj), want=Raw(fmt_labels(missing)), got=fmt_labels(labels)),
-             oc(view, f"get {resource(kind).short if kind in RESOURCES else 'all'} {name_of(obj)} --show-labels"))
+        fail(t("{what} のラベルに {want} が必要です。実際のラベル: {got}",
+               "{what} needs the label(s) {want}; its labels are {got}",
+               what=_what(obj), want=Raw(fmt_labels(missing)), got=fmt_labels(labels)),
+             oc(view, f"get {short_name(obj)} {name_of(obj)} --show-labels"))
 
 
 # --- pods ------------------------------------------------------------------------------------
-def containers(pod: Obj) -> list[dict[str, Any]]:
-    return [c for c in as_list(dig(pod, "spec", "containers")) if isinstance(c, dict)]
+def containers(obj: Obj) -> list[dict[str, Any]]:
+    """The containers of a Pod, or of a controller's pod template."""
+    return [c for c in as_list(pod_spec(obj).get("containers")) if isinstance(c, dict)]
 
 
-def expect_image(view: View, pod: Obj, contains: str) -> None:
-    images = [str(c.get("image", "")) for c in containers(pod)]
+def expect_image(view: View, obj: Obj, contains: str) -> None:
+    """Some container of a Pod (or of a controller's pod template) runs an image whose name
+    contains ``contains``."""
+    images = [str(c.get("image", "")) for c in containers(obj)]
     if not any(contains in i for i in images):
-        fail(t("Pod {name} のコンテナーイメージに {want} が含まれていません (実際: {got})。",
-               "no container image of pod {name} contains {want} (images: {got}).",
-               name=name_of(pod), want=contains, got=Raw(", ".join(_q(i) for i in images) or "-")),
-             oc(view, f"get pod {name_of(pod)} -o jsonpath='{{.spec.containers[*].image}}'"))
+        template = kind_of(obj) in _WORKLOAD_KINDS
+        path = ".spec.template.spec.containers[*].image" if template else ".spec.containers[*].image"
+        fail(t("{what} のコンテナーイメージに {want} が含まれていません (実際: {got})。",
+               "no container image of {what} contains {want} (images: {got}).",
+               what=_what(obj), want=contains, got=Raw(", ".join(_q(i) for i in images) or "-")),
+             oc(view, f"get {short_name(obj)} {name_of(obj)} -o jsonpath='{{{path}}}'"))
+
+
+def short_name(obj: Obj) -> str:
+    """What to type after ``oc get`` for this object."""
+    kind = kind_of(obj)
+    return resource(kind).short if kind in RESOURCES else "all"
 
 
 def container_ports(pod: Obj) -> list[int]:
@@ -361,10 +371,6 @@ def _describe(view: View, obj: Obj) -> str:
     return oc(view, f"describe {res.short} {name_of(obj)}")
 
 
-def _containers_of(obj: Obj) -> list[dict[str, Any]]:
-    return [c for c in as_list(pod_spec(obj).get("containers")) if isinstance(c, dict)]
-
-
 # --- persistent volume claims ----------------------------------------------------------------
 def pvc_request(pvc: Obj) -> Any:
     return dig(pvc, "spec", "resources", "requests", "storage")
@@ -444,7 +450,7 @@ def mounts(obj: Obj) -> list[tuple[str, str, tuple[str, str] | None]]:
     """(container, mount path, (source kind, source name) or None) for every volume mount."""
     volumes = {str(v.get("name")): v for v in as_list(pod_spec(obj).get("volumes")) if isinstance(v, dict)}
     out = []
-    for c in _containers_of(obj):
+    for c in containers(obj):
         for m in as_list(c.get("volumeMounts")):
             if not isinstance(m, dict):
                 continue
@@ -553,7 +559,7 @@ def expect_env_from(view: View, obj: Obj, var: str, kind: str, name: str, key: s
     literal = False
     prefixed: str | None = None
     other: list[Text] = []
-    for c in _containers_of(obj):
+    for c in containers(obj):
         for e in as_list(c.get("env")):
             if not isinstance(e, dict) or e.get("name") != var:
                 continue
@@ -644,7 +650,7 @@ def expect_selector_matches_template(view: View, obj: Obj, wanted: Mapping[str, 
     """The selector includes ``wanted`` and selects the controller's own template labels."""
     sel = selector_of_workload(obj) or {}
     template = {str(k): str(v) for k, v in as_dict(dig(obj, "spec", "template", "metadata", "labels")).items()}
-    cmd = oc(view, f"get {resource(kind_of(obj)).short if kind_of(obj) in RESOURCES else 'all'} {name_of(obj)} -o yaml")
+    cmd = oc(view, f"get {short_name(obj)} {name_of(obj)} -o yaml")
     missing = {k: v for k, v in wanted.items() if sel.get(k) != str(v)}
     if missing:
         fail(t("{what} のセレクターに {want} が必要です (実際: {got})。", "the selector of {what} should include {want} (it is {got}).",
@@ -824,14 +830,3 @@ def expect_page(view: View, probe: Any, obj: Obj, path: str = "/", contains: str
     answer = probe.url(host, path)
     expect_http_ok(answer, t("http://{h}{p}", "http://{h}{p}", h=Raw(host), p=Raw(path)),
                    f"curl -i http://{host}{path}", contains or None)
-
-
-def expect_workload_image(view: View, obj: Obj, contains: str) -> None:
-    """Some container of the pod template runs an image whose name contains ``contains``."""
-    images = [str(c.get("image", "")) for c in _containers_of(obj)]
-    if not any(contains in i for i in images):
-        fail(t("{what} の Pod テンプレートのイメージに {want} が含まれていません (実際: {got})。",
-               "no image in the pod template of {what} contains {want} (images: {got}).",
-               what=_what(obj), want=contains, got=Raw(", ".join(_q(i) for i in images) or "-")),
-             oc(view, f"get {resource(kind_of(obj)).short if kind_of(obj) in RESOURCES else 'all'} "
-                      f"{name_of(obj)} -o jsonpath='{{.spec.template.spec.containers[*].image}}'"))

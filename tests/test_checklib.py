@@ -220,7 +220,7 @@ def test_replicas_selector_and_readiness():
     C.expect_replicas(view, rc(), 3)
     C.expect_ready_replicas(view, rc(), 3)
     C.expect_selector_matches_template(view, rc(), {"app": "hello-rc"})
-    C.expect_workload_image(view, rc(), "httpd")
+    C.expect_image(view, rc(), "httpd")
     assert "not 1" in failure(lambda: C.expect_replicas(view, rc(replicas=1), 3)).message.en
     assert "1/3" in failure(lambda: C.expect_ready_replicas(view, rc(ready=1), 3)).message.en
     failure(lambda: C.expect_ready_replicas(view, rc(ready="3"), 3))
@@ -228,7 +228,7 @@ def test_replicas_selector_and_readiness():
     extra = failure(lambda: C.expect_selector_matches_template(view, rc(selector={"app": "hello-rc", "tier": "web"}), {"app": "hello-rc"}))
     assert "does not match its pod template" in extra.message.en
     failure(lambda: C.expect_selector_matches_template(view, rc(selector="app=hello-rc"), {"app": "hello-rc"}))
-    failure(lambda: C.expect_workload_image(view, rc(labels=[]) | {"spec": {"template": "x"}}, "httpd"))
+    failure(lambda: C.expect_image(view, rc(labels=[]) | {"spec": {"template": "x"}}, "httpd"))
 
 
 def test_owned_pods_follow_owner_references_through_replicasets():
@@ -363,7 +363,7 @@ CALLS: list[Callable[[FakeView, Any], Any]] = [
     lambda v, o: C.expect_replicas(v, o, 3),
     lambda v, o: C.expect_ready_replicas(v, o, 3),
     lambda v, o: C.expect_selector_matches_template(v, o, {"app": "x"}),
-    lambda v, o: C.expect_workload_image(v, o, "httpd"),
+    lambda v, o: C.expect_image(v, o, "httpd"),
     lambda v, o: C.expect_spread(v, [o]),
     lambda v, o: C.expect_exposes_service(v, o, "hello"),
     lambda v, o: C.expect_admitted(v, o),

@@ -1,7 +1,7 @@
 """ex5 Replication: one check per entry of exercise.yaml; the controller's pods are found by ownerReferences."""
 from grader.checks import (expect_endpoints_exactly, expect_ready_replicas, expect_replicas,
                            expect_selector_matches_template, expect_service_port, expect_spread,
-                           expect_workload_image, need, need_workload, owned_pods)
+                           expect_image, need, need_workload, owned_pods)
 
 
 def _rc(view, params):
@@ -17,7 +17,7 @@ def test_rc_selector(view, params):
 
 
 def test_rc_image(view, params):
-    expect_workload_image(view, _rc(view, params), params["image_contains"])
+    expect_image(view, _rc(view, params), params["image_contains"])
 
 
 def test_rc_ready(view, params):
