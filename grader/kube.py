@@ -180,6 +180,9 @@ class Api:
                 "cannot read kubeconfig {p}: {e}; recreate it with `oc login`.",
                 p=Raw(path), e=Raw(_short(e)))) from None
         cfg.retries = False             # retries are ours: one policy, one deadline
+        # Probes through the service proxy run 16 at a time; a smaller pool would open and discard
+        # connections (and urllib3 warns on stderr each time).
+        cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 32)
         self.server = cfg.host
         self._client = client.ApiClient(cfg)
 
