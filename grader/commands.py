@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from .errors import ClusterUnavailable, InfraError, UsageError
 from .i18n import Raw, t
-from .kube import Api
+from .kube import SANDBOX_EXTENSION, Api
 from .probes import Probe
 from .results import RunResult
 from .runner import grade as run_checks, student_filter
@@ -23,7 +23,6 @@ from .settings import Settings, data_dir
 from .snapshot import Snapshot
 from .specs import ExerciseSpec
 
-SANDBOX_EXTENSION = "grader.dev/sandbox"
 
 
 # --- shared pieces ---------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
 
+# The embedded cluster records its router and route domain in the kubeconfig under this name.
+SANDBOX_EXTENSION = "grader.dev/sandbox"
 _TRANSIENT = {429, 500, 502, 503, 504}
 
 

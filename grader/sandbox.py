@@ -12,7 +12,6 @@ import base64
 import json
 import pathlib
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,11 +23,10 @@ from .apiserver import ApiServer
 from .apitypes import status_body
 from .controllers import Controllers
 from .errors import UsageError
+from .kube import SANDBOX_EXTENSION
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
 
-__all__ = ["EmbeddedCluster", "run_forever", "EXTENSION_NAME"]
-
-EXTENSION_NAME = "grader.dev/sandbox"
+__all__ = ["EmbeddedCluster"]
 
 _NOT_AVAILABLE = b"""<html>
 <head><title>Application is not available</title></head>
@@ -113,7 +111,7 @@ class EmbeddedCluster:
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": context, "cluster": {
                 **cluster,
-                "extensions": [{"name": EXTENSION_NAME, "extension": {
+                "extensions": [{"name": SANDBOX_EXTENSION, "extension": {
                     "router": self.router_address, "routeDomain": self.route_domain}}]}}],
             "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user",
@@ -163,14 +161,6 @@ class EmbeddedCluster:
                 raise UsageError(f"{doc.get('kind')} {name!r}: {body.get('message', f'HTTP {code}')}")
             out.append(body)
         return out
-
-    def apply_dir(self, path: str | pathlib.Path, namespace: str) -> list[dict]:
-        """Load manifests with ``grader.manifests`` and create them; any problem is a UsageError."""
-        from .manifests import load_path
-        docs, problems = load_path(path)
-        if problems:
-            raise UsageError("; ".join(f"{p.path}:{p.line}: {p.message.en}" for p in problems))
-        return self.apply([d.obj for d in docs], namespace)
 
     def _resource(self, doc: dict) -> Any:
         from .apitypes import resource_for_kind
@@ -288,20 +278,3 @@ class _RouterHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     do_POST = do_PUT = do_DELETE = do_GET
-
-
-def run_forever(kubeconfig: str | pathlib.Path, *, namespace: str = "default", manifests: str | None = None,
-                **options: Any) -> None:
-    """``grade sandbox``: start, write a kubeconfig, optionally load manifests, block until Ctrl-C."""
-    with EmbeddedCluster(**options) as cluster:
-        cluster.create_namespace(namespace)
-        path = cluster.write_kubeconfig(kubeconfig, namespace=namespace)
-        if manifests:
-            cluster.apply_dir(manifests, namespace)
-        print(f"API server: {cluster.url}\nRouter:     {cluster.router_address} (*.{cluster.route_domain})\n"
-              f"Kubeconfig: {path}\n  export KUBECONFIG={path}\nCtrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
