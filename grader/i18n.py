@@ -41,13 +41,6 @@ class Text:
     def same(cls, s: str) -> "Text":
         return cls(s, s)
 
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, str]) -> "Text":
-        return cls(m["ja"], m["en"])
-
-    def as_dict(self) -> dict[str, str]:
-        return {"ja": self.ja, "en": self.en}
-
 
 def clean(s: str) -> str:
     """Remove ANSI escapes and characters that break terminals or XML 1.0."""

@@ -76,7 +76,7 @@ class ExerciseSpec:
     def render(self, text: Text) -> Text:
         """Fill ``{param}`` placeholders of a spec text (titles, hints, instructions)."""
         values = {k: _fmt(v) for k, v in self.params.items()}
-        return Text(text.ja.format(**values), text.en.format(**values))
+        return text.format(**values)
 
 
 def check_function_name(check_id: str) -> str:
