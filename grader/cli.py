@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=("ja", "en"), help="message language (default: from the locale)")
     p.add_argument("--wait", type=float, metavar="SECONDS",
-                   help="re-observe failing checks for up to SECONDS (default 30; 0 observes once)")
+                   help="re-observe failing checks for up to SECONDS (default 30; 0 with --out; 0 observes once)")
     p.add_argument("--params", metavar="FILE", help="course file overriding exercise parameters")
     p.add_argument("--exercises-dir", action="append", metavar="DIR", help="extra exercise directory")
     p.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
