@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import apiproto
 from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_doc, resource_list_doc,
                       table_doc, version_doc)
 from .apistore import Admission, Store
@@ -478,14 +479,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, obj)
             return
         dry = "dryRun" in params
+        protobuf = (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf")
         if verb == "create":
-            obj = _parse(body)
+            obj = _parse_protobuf(body) if protobuf else _parse(body)
             if route.name:
                 raise ApiStatus(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             code, out = 201, store.create(rt, route.namespace, obj, admit=api.admit, dry_run=dry)
             self._send_json(code, out)
         elif verb == "update":
-            obj = _parse(body)
+            obj = _parse_protobuf(body) if protobuf else _parse(body)
             out = store.replace(rt, route.namespace, route.name, obj, admit=api.admit,
                                 subresource=route.subresource, dry_run=dry)
             self._send_json(200, out)
@@ -592,6 +594,16 @@ def _parse(body: bytes) -> dict:
     if not isinstance(obj, dict):
         raise ApiStatus(400, "BadRequest", "the object provided is unrecognized (must be a JSON object)")
     return obj
+
+
+def _parse_protobuf(body: bytes) -> dict:
+    """kubectl's typed commands (``create namespace|configmap|secret``) send protobuf."""
+    try:
+        return apiproto.decode(body)
+    except apiproto.Unsupported as exc:
+        raise ApiStatus(415, "UnsupportedMediaType",
+                        f"the embedded cluster does not decode protobuf bodies for {exc}: write the object "
+                        f"in YAML and use `kubectl create -f FILE` (or `kubectl run`/`kubectl expose`)") from None
 
 
 def _not_found_path(path: str) -> ApiStatus:

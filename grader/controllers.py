@@ -818,7 +818,8 @@ def _admit_secret(obj: dict) -> None:
     """As the real API server: ``type`` defaults to Opaque, ``data`` must be base64 (a plain-text
     value is refused with 400, a mistake students make), and the write-only ``stringData`` is
     encoded into ``data`` and not stored, so readers only ever see ``data``."""
-    obj.setdefault("type", "Opaque")
+    if not obj.get("type"):
+        obj["type"] = "Opaque"   # defaulted when missing or empty, as kube-apiserver does
     data = obj.get("data")
     if data is not None and not isinstance(data, dict):
         raise ApiStatus(400, "BadRequest", 'Secret in version "v1" cannot be handled as a Secret: '

@@ -1,6 +1,7 @@
 """The embedded cluster through the real ``kubernetes`` client and ``kubectl`` over real HTTP."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -338,3 +339,50 @@ def test_kubectl(ec, ns, tmp_path):
     assert json.loads(kubectl("get", "pod", "hello", "-o", "json"))["status"]["phase"] == "Running"
     assert "172.30." in kubectl("get", "svc")
     assert "pod/hello configured" in kubectl("apply", "-f", str(tmp_path / "app.yaml"))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
+    """What students type in the ConfigMap/Secret lesson: `kubectl create configmap|secret|namespace`
+    (sent as protobuf), `run`, `expose`, `label`; an unsupported protobuf kind gets a clear 415."""
+    kc = ec.write_kubeconfig(tmp_path / "kc", namespace=ns)
+
+    def kubectl(*args, ok=True):
+        r = subprocess.run(["kubectl", "--kubeconfig", str(kc), *args], capture_output=True, text=True, timeout=30)
+        assert (r.returncode == 0) == ok, r.stderr
+        return r.stdout + r.stderr
+
+    kubectl("create", "configmap", "hello-config", "--from-literal=GREETING=konnichiwa", "--from-literal=B=2")
+    kubectl("create", "secret", "generic", "hello-secret", "--from-literal=PASSWORD=s3cret")
+    kubectl("create", "namespace", f"{ns}-extra")
+    kubectl("run", "hello", f"--image={HTTPD}", "--port=8080", "--labels=app=hello")
+    kubectl("expose", "pod", "hello", "--port=80", "--target-port=8080")
+    kubectl("label", "pod", "hello", "tier=web")
+    assert core.read_namespaced_config_map("hello-config", ns).data == {"GREETING": "konnichiwa", "B": "2"}
+    secret = core.read_namespaced_secret("hello-secret", ns)
+    assert secret.type == "Opaque" and base64.b64decode(secret.data["PASSWORD"]) == b"s3cret"
+    assert core.read_namespace(f"{ns}-extra").metadata.name == f"{ns}-extra"
+    assert core.read_namespaced_pod("hello", ns).metadata.labels == {"app": "hello", "tier": "web"}
+    assert core.read_namespaced_service("hello", ns).spec.ports[0].target_port == 8080
+    out = kubectl("create", "deployment", "web", f"--image={HTTPD}", ok=False)
+    assert "does not decode protobuf bodies for Deployment" in out and "kubectl create -f" in out
+
+
+def test_protobuf_envelope_decoding():
+    """The decoder on a hand-encoded ConfigMap, and refusals for what it does not know."""
+    from grader import apiproto
+
+    def field(n: int, payload: bytes) -> bytes:
+        return bytes([n << 3 | 2, len(payload)]) + payload
+
+    meta = field(1, b"cm") + field(11, field(1, b"app") + field(2, b"web"))
+    raw = field(1, meta) + field(2, field(1, b"K") + field(2, b"v")) + bytes([4 << 3, 1])
+    body = apiproto.MAGIC + field(1, field(1, b"v1") + field(2, b"ConfigMap")) + field(2, raw)
+    assert apiproto.decode(body) == {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
+                                     "metadata": {"name": "cm", "labels": {"app": "web"}}, "data": {"K": "v"}}
+    with pytest.raises(apiproto.Unsupported):
+        apiproto.decode(b"{}")
+    with pytest.raises(apiproto.Unsupported):
+        apiproto.decode(apiproto.MAGIC + field(1, field(1, b"apps/v1") + field(2, b"Deployment")))
+    with pytest.raises(apiproto.Unsupported):
+        apiproto.decode(apiproto.MAGIC + bytes([1 << 3 | 2, 50]) + b"short")
