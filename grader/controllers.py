@@ -766,7 +766,9 @@ class Controllers:
                         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
                         "generateName": f"{name}-", "ownerReferences": [_owner_ref(R["services"], svc)]},
                     "addressType": "IPv4", "endpoints": sorted(eps, key=lambda e: e["addresses"][0]),
-                    "ports": g["ports"] or None}
+                    # EndpointSlice ports always carry a name ("" when unnamed), unlike Endpoints;
+                    # `kubectl describe service` dereferences it
+                    "ports": [{**p, "name": p.get("name", "")} for p in g["ports"]] or None}
             cur = s.get(es_rt, ns, slice_name)
             if cur is None:
                 self._create(es_rt, ns, body)

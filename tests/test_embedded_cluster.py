@@ -358,6 +358,10 @@ def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
     kubectl("run", "hello", f"--image={HTTPD}", "--port=8080", "--labels=app=hello")
     kubectl("expose", "pod", "hello", "--port=80", "--target-port=8080")
     kubectl("label", "pod", "hello", "tier=web")
+    ec.settle()
+    described = kubectl("describe", "service", "hello")     # reads EndpointSlices; used to panic
+    assert "Endpoints:" in described and ":8080" in described
+    assert "Status:" in kubectl("describe", "pod", "hello")
     assert core.read_namespaced_config_map("hello-config", ns).data == {"GREETING": "konnichiwa", "B": "2"}
     secret = core.read_namespaced_secret("hello-secret", ns)
     assert secret.type == "Opaque" and base64.b64decode(secret.data["PASSWORD"]) == b"s3cret"
