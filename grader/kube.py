@@ -24,6 +24,8 @@ from typing import Any, Iterator
 from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
 
+# Where a pod's service account token, CA and namespace are mounted (in-cluster config).
+SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # The embedded cluster records its router and route domain in the kubeconfig under this name.
 SANDBOX_EXTENSION = "grader.dev/sandbox"
 _TRANSIENT = {429, 500, 502, 503, 504}
@@ -136,7 +138,8 @@ class Api:
     """A read-mostly view of one cluster through the official client."""
 
     def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
-                 retry: RetryPolicy | None = None, timeout: float | None = None) -> None:
+                 retry: RetryPolicy | None = None, timeout: float | None = None,
+                 serviceaccount_dir: str = SERVICEACCOUNT_DIR) -> None:
         import yaml
         from kubernetes import client, config  # imported here: ~0.3 s, and only when a cluster is used
         from kubernetes.config.config_exception import ConfigException
@@ -156,9 +159,12 @@ class Api:
         self.source = "in-cluster" if in_cluster else path
         try:
             if in_cluster:
-                config.load_incluster_config(client_configuration=cfg)
+                from kubernetes.config.incluster_config import InClusterConfigLoader
+                InClusterConfigLoader(token_filename=os.path.join(serviceaccount_dir, "token"),
+                                      cert_filename=os.path.join(serviceaccount_dir, "ca.crt")
+                                      ).load_and_set(client_configuration=cfg)
                 try:
-                    with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                    with open(os.path.join(serviceaccount_dir, "namespace")) as f:
                         self.namespace = f.read().strip() or None
                 except OSError:
                     pass

@@ -259,3 +259,33 @@ def test_a_terminal_is_told_while_failing_checks_are_re_observed(api, fresh_ns):
     assert calls[0][0] == 5 and 0 < calls[0][1] <= 0.8
     assert calls[-1] == (0, 0.0)
     assert results[0].checks[0].attempts >= 2
+
+
+def test_in_cluster_config_uses_the_service_account(cluster, solved_ex1, tmp_path, monkeypatch):
+    """In a pod (KUBERNETES_SERVICE_HOST set, no kubeconfig) the grader uses the mounted service
+    account: its token, CA and namespace, as `deploy/job.yaml` relies on."""
+    from urllib.parse import urlsplit
+
+    from grader.commands import grade_on
+    from grader.kube import Api
+    from grader.settings import Settings
+    if not cluster.server.https_url:
+        pytest.skip("the embedded cluster has no TLS here (no openssl), and in-cluster config needs it")
+    sa = tmp_path / "serviceaccount"
+    sa.mkdir()
+    (sa / "token").write_text(cluster.token)
+    (sa / "ca.crt").write_text(cluster.server.ca_pem)
+    (sa / "namespace").write_text(solved_ex1)
+    url = urlsplit(cluster.server.https_url)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", url.hostname)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(url.port))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    api = Api(serviceaccount_dir=str(sa))
+    try:
+        assert api.source == "in-cluster" and api.namespace == solved_ex1
+        assert api.server == cluster.server.https_url.rstrip("/")
+        (res,) = grade_on(api, Settings(lang="en", wait=0.0), [Settings().exercise("ex1")], [api.namespace],
+                          student=True, wait=0.0).results
+        assert res.score == res.max_score == 10
+    finally:
+        api.close()
