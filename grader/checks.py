@@ -13,7 +13,7 @@ import re as _re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, NoReturn
 
-from .errors import CheckFailed
+from .errors import CheckFailed, InfraError
 from .i18n import Raw, Text, t
 from .kube import RESOURCES, HttpAnswer, resource
 from .snapshot import Obj, View
@@ -271,6 +271,10 @@ def expect_http_ok(answer: HttpAnswer, what: Text, command: str, contains: str |
                "{what} does not answer HTTP 200 (status {status}: {err}).",
                what=what, status=answer.status, err=answer.error or answer.text[:120]), command)
     if contains and contains not in answer.text:
+        if answer.clipped:
+            raise InfraError(t("{what} の応答が大きすぎ、採点側で全体を保持できませんでした ({want} を確認できません)。",
+                               "the answer of {what} was too large for the grader to keep whole ({want} could not be checked).",
+                               what=what, want=contains))
         fail(t("{what} の応答に {want} が含まれていません (先頭: {got})。",
                "the answer of {what} does not contain {want} (it begins {got}).",
                what=what, want=contains, got=answer.text[:80]), command)

@@ -93,6 +93,7 @@ class HttpAnswer:
     body: bytes = b""
     error: str | None = None
     headers: dict[str, str] | None = None
+    clipped: bool = False   # the grader kept only the start of the body (memory budget of a batch)
 
     @property
     def text(self) -> str:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from .snapshot import Snapshot, View
 
 MAX_BODY = 1 << 20
+# Bodies kept for one observation of a whole class: past this, answers keep only their first
+# CLIPPED bytes, and a check that needed the rest is an error, not a failure.
+CACHE_BUDGET = 128 << 20
+CLIPPED = 64 << 10
 TIMEOUT = 5.0
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -36,7 +40,8 @@ class Deferred(BaseException):
 
 class Probe:
     def __init__(self, api: Api, *, router: str | None = None, route_domains: Iterable[str] = (),
-                 timeout: float = TIMEOUT, max_body: int = MAX_BODY, workers: int = 16) -> None:
+                 timeout: float = TIMEOUT, max_body: int = MAX_BODY, workers: int = 16,
+                 cache_budget: int = CACHE_BUDGET) -> None:
         self.api = api
         self.router = router
         self.route_domains = tuple(d.strip(".").lower() for d in route_domains if d)
@@ -49,10 +54,20 @@ class Probe:
         self._claims_map: dict[str, list[tuple[str, str, str]]] = {}
         self.defer = False
         self._deferred: dict[tuple[str, ...], Callable[[], HttpAnswer]] = {}
+        self.cache_budget = cache_budget
+        self._cached_bytes = 0
 
     def reset(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._cached_bytes = 0
+
+    def _budgeted(self, answer: HttpAnswer) -> HttpAnswer:
+        """The answer to cache (under the lock): its body clipped once the budget is spent."""
+        if self._cached_bytes + len(answer.body) > self.cache_budget and len(answer.body) > CLIPPED:
+            answer = HttpAnswer(answer.status, answer.body[:CLIPPED], answer.error, answer.headers, clipped=True)
+        self._cached_bytes += len(answer.body)
+        return answer
 
     def _cached(self, key: tuple[str, ...], fetch: Callable[[], HttpAnswer]) -> HttpAnswer:
         with self._lock:
@@ -66,7 +81,7 @@ class Probe:
                 raise Deferred()
         answer = fetch()
         with self._lock:
-            self._cache[key] = answer
+            answer = self._cache[key] = self._budgeted(answer)
         return answer
 
     def run_deferred(self) -> None:
@@ -81,7 +96,7 @@ class Probe:
             except GraderError as e:  # raised again in the check that needs it
                 answer = e
             with self._lock:
-                self._cache[key] = answer
+                self._cache[key] = self._budgeted(answer) if isinstance(answer, HttpAnswer) else answer
 
         if len(pending) <= 1:
             for item in pending.items():

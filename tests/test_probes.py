@@ -252,3 +252,33 @@ def test_service_proxy_is_bounded_too(cluster, api, fresh_ns):
     cluster.settle()
     answer = Probe(api, max_body=10).service(fresh_ns, "hello", 80, "/")
     assert answer.status == 200 and len(answer.body) == 10
+
+
+def test_a_class_of_big_pages_stays_within_the_memory_budget(api, recorder):
+    """Past the probe cache's budget, bodies are clipped; a check that needed the clipped part is
+    an ERROR (the grader could not keep it), never a FAILED check."""
+    from grader.checks import expect_http_ok
+    from grader.errors import InfraError
+    from grader.i18n import Text
+    from grader.probes import CLIPPED
+    page = b"<p>" + b"x" * (200 << 10) + b" the end</p>"
+
+    def serve(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(page)))
+        h.end_headers()
+        h.wfile.write(page)
+
+    router = recorder(respond=serve)
+    probe = Probe(api, router=router.address, cache_budget=300 << 10)
+    first = probe.url("a.apps.sandbox.local")
+    second = probe.url("b.apps.sandbox.local")
+    assert not first.clipped and len(first.body) == len(page)
+    assert second.clipped and len(second.body) == CLIPPED
+    assert probe.url("b.apps.sandbox.local") is second           # cached, not fetched again
+    expect_http_ok(first, Text.same("a"), "curl a", contains="the end")
+    with pytest.raises(InfraError):
+        expect_http_ok(second, Text.same("b"), "curl b", contains="the end")
+    expect_http_ok(second, Text.same("b"), "curl b", contains="<p>xxx")   # found in what was kept
+    probe.reset()
+    assert not probe.url("b.apps.sandbox.local").clipped           # a new observation, a new budget
