@@ -1,19 +1,25 @@
-"""The few protobuf bodies kubectl sends to the embedded API server.
+"""The protobuf bodies kubectl sends to the embedded API server.
 
-``kubectl create namespace|configmap|secret`` build typed objects and POST them as
-``application/vnd.kubernetes.protobuf`` (the ``k8s\\0`` envelope around a ``runtime.Unknown``);
-there is no fallback to JSON. Students use exactly these commands in the ConfigMap/Secret
-exercise, so the sandbox decodes them: a small wire-format reader and the field numbers of
-``ObjectMeta``, ``Namespace``, ``ConfigMap`` and ``Secret`` from Kubernetes' ``generated.proto``.
-Anything else in protobuf is refused with 415 and a hint to use ``-f`` (YAML/JSON), which every
-kubectl command that takes a manifest sends as JSON.
+kubectl's generator commands (``kubectl create namespace|configmap|secret|deployment|service``)
+build typed objects and POST them as ``application/vnd.kubernetes.protobuf`` (the ``k8s\\0``
+envelope around a ``runtime.Unknown``), with no fallback to JSON; students use these commands in
+the lessons. This module decodes exactly those kinds: a small wire-format reader and the field
+numbers of the messages involved, taken from Kubernetes' ``generated.proto``. Fields it does not
+know are skipped (kubectl leaves them empty for these commands); anything else in protobuf is
+refused with 415 and a hint to use ``-f``, which kubectl always sends as JSON.
+``tests/test_embedded_cluster.py`` checks each kind against ``kubectl create ... --dry-run=client
+-o json``.
 """
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator, Union
 
 MAGIC = b"k8s\x00"
+
+# A field's decoding: a scalar kind, or ("msg"|"msgs", schema) for (repeated) nested messages.
+How = Union[str, tuple[str, "Schema"]]
+Schema = dict[int, tuple[str, How]]
 
 
 class Unsupported(ValueError):
@@ -48,10 +54,8 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
                 raise Unsupported("truncated field")
             yield number, buf[i:i + size]
             i += size
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
         else:
             raise Unsupported(f"wire type {wire}")
 
@@ -60,58 +64,84 @@ def _text(v: int | bytes) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
-def _map(pairs: list[bytes], value: Callable[[bytes], Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for entry in pairs:
-        k: str = ""
-        v: Any = value(b"")
-        for n, x in _fields(entry):
-            if n == 1:
-                k = _text(x)
-            elif n == 2 and isinstance(x, bytes):
-                v = value(x)
-        out[k] = v
-    return out
+def _int(v: int | bytes) -> int:
+    if isinstance(v, bytes):
+        raise Unsupported("a number was expected")
+    return v - (1 << 64) if v >= 1 << 63 else v          # int32/int64 negatives are 10-byte varints
 
 
-def _message(buf: bytes, schema: dict[int, tuple[str, str]]) -> dict[str, Any]:
-    """Decode with ``schema``: field number → (json name, how); unknown fields are skipped."""
+def _entry(buf: bytes) -> tuple[str, bytes]:
+    key, value = "", b""
+    for n, x in _fields(buf):
+        if n == 1:
+            key = _text(x)
+        elif n == 2 and isinstance(x, bytes):
+            value = x
+    return key, value
+
+
+def _int_or_string(buf: bytes) -> int | str:
+    parts = dict(_fields(buf))
+    return _text(parts.get(3, b"")) if _int(parts.get(1, 0)) == 1 else _int(parts.get(2, 0))
+
+
+def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    repeated: dict[int, list[bytes]] = {}
     for number, value in _fields(buf):
         if number not in schema:
             continue
         name, how = schema[number]
-        if how in ("map-str", "map-bytes", "strings"):
-            if isinstance(value, bytes):
-                repeated.setdefault(number, []).append(value)
-        elif how == "str":
+        if how == "str":
             out[name] = _text(value)
+        elif how == "int":
+            out[name] = _int(value)
         elif how == "bool":
             out[name] = bool(value)
-        elif how == "meta" and isinstance(value, bytes):
-            out[name] = _message(value, _OBJECT_META)
-        elif how == "ns-spec" and isinstance(value, bytes):
-            out[name] = _message(value, {1: ("finalizers", "strings")})
-    for number, values in repeated.items():
-        name, how = schema[number]
-        if how == "map-str":
-            out[name] = _map(values, lambda b: b.decode("utf-8"))
-        elif how == "map-bytes":
-            out[name] = _map(values, lambda b: base64.b64encode(b).decode("ascii"))
-        else:
-            out[name] = [v.decode("utf-8") for v in values]
+        elif not isinstance(value, bytes):
+            raise Unsupported(f"field {name} is not length-delimited")
+        elif how == "strs":
+            out.setdefault(name, []).append(value.decode("utf-8"))
+        elif how == "map":
+            k, v = _entry(value)
+            out.setdefault(name, {})[k] = v.decode("utf-8")
+        elif how == "bmap":
+            k, v = _entry(value)
+            out.setdefault(name, {})[k] = base64.b64encode(v).decode("ascii")
+        elif how == "ios":
+            out[name] = _int_or_string(value)
+        elif isinstance(how, tuple) and how[0] == "msg":
+            out[name] = _message(value, how[1])
+        elif isinstance(how, tuple) and how[0] == "msgs":
+            out.setdefault(name, []).append(_message(value, how[1]))
     return out
 
 
-_OBJECT_META = {1: ("name", "str"), 2: ("generateName", "str"), 3: ("namespace", "str"),
-                11: ("labels", "map-str"), 12: ("annotations", "map-str"), 14: ("finalizers", "strings")}
-_KINDS: dict[tuple[str, str], dict[int, tuple[str, str]]] = {
-    ("v1", "Namespace"): {1: ("metadata", "meta"), 2: ("spec", "ns-spec")},
-    ("v1", "ConfigMap"): {1: ("metadata", "meta"), 2: ("data", "map-str"), 3: ("binaryData", "map-bytes"),
+META: Schema = {1: ("name", "str"), 2: ("generateName", "str"), 3: ("namespace", "str"),
+                11: ("labels", "map"), 12: ("annotations", "map"), 14: ("finalizers", "strs")}
+LABEL_SELECTOR: Schema = {1: ("matchLabels", "map"), 2: ("matchExpressions", ("msgs", {
+    1: ("key", "str"), 2: ("operator", "str"), 3: ("values", "strs")}))}
+CONTAINER: Schema = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", "strs"), 4: ("args", "strs"),
+                     5: ("workingDir", "str"),
+                     6: ("ports", ("msgs", {1: ("name", "str"), 2: ("hostPort", "int"), 3: ("containerPort", "int"),
+                                            4: ("protocol", "str"), 5: ("hostIP", "str")})),
+                     14: ("imagePullPolicy", "str")}
+POD_TEMPLATE: Schema = {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", {
+    2: ("containers", ("msgs", CONTAINER)), 3: ("restartPolicy", "str")}))}
+SERVICE_SPEC: Schema = {1: ("ports", ("msgs", {1: ("name", "str"), 2: ("protocol", "str"), 3: ("port", "int"),
+                                               4: ("targetPort", "ios"), 5: ("nodePort", "int")})),
+                        2: ("selector", "map"), 3: ("clusterIP", "str"), 4: ("type", "str"),
+                        5: ("externalIPs", "strs"), 12: ("externalName", "str")}
+
+KINDS: dict[tuple[str, str], Schema] = {
+    ("v1", "Namespace"): {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", {1: ("finalizers", "strs")}))},
+    ("v1", "ConfigMap"): {1: ("metadata", ("msg", META)), 2: ("data", "map"), 3: ("binaryData", "bmap"),
                           4: ("immutable", "bool")},
-    ("v1", "Secret"): {1: ("metadata", "meta"), 2: ("data", "map-bytes"), 3: ("type", "str"),
-                       4: ("stringData", "map-str"), 5: ("immutable", "bool")},
+    ("v1", "Secret"): {1: ("metadata", ("msg", META)), 2: ("data", "bmap"), 3: ("type", "str"),
+                       4: ("stringData", "map"), 5: ("immutable", "bool")},
+    ("v1", "Service"): {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", SERVICE_SPEC))},
+    ("apps/v1", "Deployment"): {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", {
+        1: ("replicas", "int"), 2: ("selector", ("msg", LABEL_SELECTOR)), 3: ("template", ("msg", POD_TEMPLATE)),
+        5: ("minReadySeconds", "int")}))},
 }
 
 
@@ -130,7 +160,7 @@ def decode(body: bytes) -> dict[str, Any]:
                     kind = _text(x)
         elif number == 2 and isinstance(value, bytes):
             raw = value
-    schema = _KINDS.get((api_version, kind))
+    schema = KINDS.get((api_version, kind))
     if schema is None:
         raise Unsupported(f"{kind or 'this kind'} ({api_version or '?'})")
     return {"apiVersion": api_version, "kind": kind, **_message(raw, schema)}

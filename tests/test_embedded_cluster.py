@@ -341,10 +341,24 @@ def test_kubectl(ec, ns, tmp_path):
     assert "pod/hello configured" in kubectl("apply", "-f", str(tmp_path / "app.yaml"))
 
 
+def _subset(want, got, path="") -> list[str]:
+    """Where ``got`` differs from ``want`` on the fields ``want`` sets (empty ones skipped)."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: {got!r}"]
+        return [d for k, v in want.items() if v not in (None, {}, []) for d in _subset(v, got.get(k), f"{path}.{k}")]
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return [f"{path}: {got!r}"]
+        return [d for i, (w, g) in enumerate(zip(want, got)) for d in _subset(w, g, f"{path}[{i}]")]
+    return [] if want == got else [f"{path}: want {want!r}, got {got!r}"]
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
-    """What students type in the ConfigMap/Secret lesson: `kubectl create configmap|secret|namespace`
-    (sent as protobuf), `run`, `expose`, `label`; an unsupported protobuf kind gets a clear 415."""
+    """What students type in the lessons: kubectl's generators (sent as protobuf) create exactly
+    the object `--dry-run=client -o json` shows; `run`, `expose`, `label`, `describe` work; an
+    unsupported protobuf kind gets a clear 415."""
     kc = ec.write_kubeconfig(tmp_path / "kc", namespace=ns)
 
     def kubectl(*args, ok=True):
@@ -352,24 +366,33 @@ def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
         assert (r.returncode == 0) == ok, r.stderr
         return r.stdout + r.stderr
 
-    kubectl("create", "configmap", "hello-config", "--from-literal=GREETING=konnichiwa", "--from-literal=B=2")
-    kubectl("create", "secret", "generic", "hello-secret", "--from-literal=PASSWORD=s3cret")
-    kubectl("create", "namespace", f"{ns}-extra")
+    generators = [
+        ("configmap", "hello-config", ["--from-literal=GREETING=konnichiwa", "--from-literal=B=2"]),
+        ("secret", "hello-secret", ["generic", "--from-literal=PASSWORD=s3cret"]),
+        ("deployment", "web", [f"--image={HTTPD}", "--replicas=2", "--port=8080"]),
+        ("service", "front", ["clusterip", "--tcp=80:8080"]),
+        ("service", "edge", ["nodeport", "--tcp=80:http"]),
+        ("namespace", f"{ns}-extra", []),
+    ]
+    for kind, name, args in generators:
+        sub = [kind, args[0], name, *args[1:]] if kind in ("secret", "service") else [kind, name, *args]
+        want = json.loads(kubectl("create", *sub, "--dry-run=client", "-o", "json"))
+        kubectl("create", *sub)
+        got = json.loads(kubectl("get", kind, name, "-o", "json"))
+        want.pop("status", None)
+        assert _subset(want, got) == [], (kind, name)
+    assert base64.b64decode(core.read_namespaced_secret("hello-secret", ns).data["PASSWORD"]) == b"s3cret"
     kubectl("run", "hello", f"--image={HTTPD}", "--port=8080", "--labels=app=hello")
     kubectl("expose", "pod", "hello", "--port=80", "--target-port=8080")
     kubectl("label", "pod", "hello", "tier=web")
+    assert core.read_namespaced_pod("hello", ns).metadata.labels == {"app": "hello", "tier": "web"}
+    assert core.read_namespaced_service("hello", ns).spec.ports[0].target_port == 8080
     ec.settle()
     described = kubectl("describe", "service", "hello")     # reads EndpointSlices; used to panic
     assert "Endpoints:" in described and ":8080" in described
     assert "Status:" in kubectl("describe", "pod", "hello")
-    assert core.read_namespaced_config_map("hello-config", ns).data == {"GREETING": "konnichiwa", "B": "2"}
-    secret = core.read_namespaced_secret("hello-secret", ns)
-    assert secret.type == "Opaque" and base64.b64decode(secret.data["PASSWORD"]) == b"s3cret"
-    assert core.read_namespace(f"{ns}-extra").metadata.name == f"{ns}-extra"
-    assert core.read_namespaced_pod("hello", ns).metadata.labels == {"app": "hello", "tier": "web"}
-    assert core.read_namespaced_service("hello", ns).spec.ports[0].target_port == 8080
-    out = kubectl("create", "deployment", "web", f"--image={HTTPD}", ok=False)
-    assert "does not decode protobuf bodies for Deployment" in out and "kubectl create -f" in out
+    out = kubectl("create", "ingress", "www", "--rule=www.example.com/=hello:80", ok=False)
+    assert "does not decode protobuf bodies for Ingress" in out and "kubectl create -f" in out
 
 
 def test_protobuf_envelope_decoding():
@@ -387,6 +410,6 @@ def test_protobuf_envelope_decoding():
     with pytest.raises(apiproto.Unsupported):
         apiproto.decode(b"{}")
     with pytest.raises(apiproto.Unsupported):
-        apiproto.decode(apiproto.MAGIC + field(1, field(1, b"apps/v1") + field(2, b"Deployment")))
+        apiproto.decode(apiproto.MAGIC + field(1, field(1, b"networking.k8s.io/v1") + field(2, b"Ingress")))
     with pytest.raises(apiproto.Unsupported):
         apiproto.decode(apiproto.MAGIC + bytes([1 << 3 | 2, 50]) + b"short")
