@@ -36,7 +36,7 @@ def main() -> None:
         kc = cluster.write_kubeconfig(Path(tmp) / "kc", namespace="student")
         api = Api(kubeconfig=str(kc))
         problems = apply_files(api, manifest_files(solution_dir(args.exercise)), "student")
-        assert not problems, problems
+        assert not problems, [p.en for p in problems]
         cluster.settle()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         times = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ClusterUnavailable, InfraError, UsageError
-from .i18n import Raw, t
+from .i18n import Raw, Text, t
 from .kube import SANDBOX_EXTENSION, Api
 from .probes import Probe
 from .results import RunResult
@@ -167,19 +167,21 @@ def with_solutions(settings: Settings, ids: list[str]) -> list[ExerciseSpec]:
     return [spec for spec in map(settings.exercise, settings.available()) if solutions_of(spec).is_dir()]
 
 
-def apply_files(api: Api, files: list[Path], namespace: str) -> list[str]:
-    """Create every object of these manifest files; returns problems (file:line: message)."""
+def apply_files(api: Api, paths: list[Path], namespace: str) -> list[Text]:
+    """Create every object of these manifest files (or directories); returns the problems, each
+    ``file:line: message`` in both languages: a file that does not load, an object refused."""
     from .manifests import load_path
 
-    problems: list[str] = []
-    for f in files:
-        docs, bad = load_path(f)
-        problems += [f"{p.path}:{p.line}: {p.message.en}" for p in bad]
+    problems: list[Text] = []
+    for path in paths:
+        docs, bad = load_path(path)
+        problems += [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message for p in bad]
         for doc in docs:
             try:
                 api.create(doc.obj, namespace)
             except InfraError as e:
-                problems.append(f"{doc.path}:{doc.line}: {e.message.en}")
+                problems.append(t("{f}:{l}: 適用できません: {m}", "{f}:{l}: cannot be applied: {m}",
+                                  f=Raw(str(doc.path)), l=doc.line or 0, m=e.message))
     return problems
 
 
@@ -202,7 +204,7 @@ def demo(ns: argparse.Namespace, settings: Settings) -> int:
             api.create_namespace(namespace)
             problems = apply_files(api, manifest_files(solutions_of(spec)), namespace)
             if problems:
-                raise UsageError("reference solution does not apply: " + "; ".join(problems))
+                raise UsageError("reference solution does not apply: " + "; ".join(p.en for p in problems))
         for spec in specs:
             results.results += grade_on(api, settings, [spec], [f"demo-{spec.id}"], student=True).results
     return emit(results, ns, settings)

@@ -122,7 +122,7 @@ def run_selftest(ns: argparse.Namespace, settings: Settings) -> int:
                     names[(spec.id, case.name)] = namespace
                     problems = apply_files(api, list(case.files), namespace)
                     if problems:
-                        raise UsageError(f"{spec.id}/{case.name} does not apply: " + "; ".join(problems))
+                        raise UsageError(f"{spec.id}/{case.name} does not apply: " + "; ".join(p.en for p in problems))
             if cluster is not None:
                 cluster.settle()
             # On a real cluster pods take a while: grade again until every case is as expected
@@ -178,25 +178,16 @@ def _compare(spec: ExerciseSpec, case: Case, checks: list[CheckResult], lang: st
 # --- grade EX --manifests DIR ----------------------------------------------------------------------
 def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec]) -> int:
     from .cli import emit
-    from .commands import embedded, grade_on
-    from .manifests import load_path
+    from .commands import apply_files, embedded, grade_on
 
     path = Path(ns.manifests)
     if not path.exists():
         raise UsageError(t("--manifests {p}: ファイルもディレクトリもありません", "--manifests {p}: no such file or directory",
                            p=Raw(str(path))))
     namespace = (settings.namespaces or ["submission"])[0]
-    docs, problems = load_path(path)
-    messages: list[Text] = [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message
-                            for p in problems]
     with embedded() as (cluster, api):
         api.create_namespace(namespace)
-        for doc in docs:
-            try:
-                api.create(doc.obj, namespace)
-            except InfraError as e:
-                messages.append(t("{f}:{l}: 適用できません: {m}", "{f}:{l}: cannot be applied: {m}",
-                                  f=Raw(str(doc.path)), l=doc.line or 0, m=e.message))
+        messages = apply_files(api, [path], namespace)
         cluster.settle()
         result = grade_on(api, settings, specs, [namespace], student=not ns.out,
                           wait=settings.wait if settings.wait is not None else 0.0)
