@@ -1,6 +1,7 @@
 """ex2 Service: one check per entry of exercise.yaml; fixtures come from the grader's runner."""
-from grader.checks import (expect_endpoints_exactly, expect_http_answer, expect_selects_running_pod,
-                           expect_service_port, expect_service_type, need, selected_pods)
+from grader.checks import (PassedWithNote, expect_endpoints_exactly, expect_http_answer,
+                           expect_selects_running_pod, expect_service_port, expect_service_type, need,
+                           selected_pods)
 from grader.i18n import t
 
 
@@ -13,7 +14,9 @@ def test_service_exists(view, params):
 
 
 def test_service_port(view, params):
-    expect_service_port(view, _service(view, params), params["port"], params["target_port"])
+    note = expect_service_port(view, _service(view, params), params["port"], params["target_port"])
+    if note is not None:   # a named targetPort: say how it resolved
+        raise PassedWithNote(note)
 
 
 def test_selector_matches(view, params):

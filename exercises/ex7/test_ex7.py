@@ -1,7 +1,7 @@
 """ex7 Capstone: the check library composed over a front end (Deployment or RC) and a database pod."""
 import posixpath
 
-from grader.checks import (expect_admitted, expect_endpoints_exactly, expect_env_from, expect_exposes_service,
+from grader.checks import (PassedWithNote, expect_admitted, expect_endpoints_exactly, expect_env_from, expect_exposes_service,
                            expect_host, expect_key_nonempty, expect_mount, expect_page, expect_pod_ready,
                            expect_pvc_bound, expect_pvc_request, expect_ready_replicas, expect_replicas,
                            expect_service_port, mounts, need, need_workload, owned_pods, route_or_ingress)
@@ -27,8 +27,11 @@ def test_front_page_mount(view, params):
 
 def test_front_service(view, params):
     svc = need(view, "Service", params["service_name"])
-    expect_service_port(view, svc, params["port"], params["target_port"])
-    expect_endpoints_exactly(view, svc, owned_pods(view, _front(view, params)), params["target_port"])
+    pods = owned_pods(view, _front(view, params))
+    note = expect_service_port(view, svc, params["port"], params["target_port"])
+    expect_endpoints_exactly(view, svc, pods, params["target_port"])
+    if note is not None:   # a named targetPort: say how it resolved, once everything passed
+        raise PassedWithNote(note)
 
 
 def test_front_route(view, params):
