@@ -157,29 +157,43 @@ class Probe:
         return self._cached(("url", host.strip().lower().rstrip("."), path), lambda: self._get(host, path))
 
     def claim_problem(self, host: str, namespace: str, snapshot: "Snapshot") -> Text | None:
-        """Whether ``host`` is another namespace's, as the router sees it.
+        """Whether ``host`` is someone else's, as the routers see it.
 
         Two sources, because neither covers every case: (1) the namespace's own Route whose
-        ``status.ingress`` says ``Admitted=False, reason HostAlreadyClaimed`` -- OpenShift's router
-        gives a host to the oldest route claiming it and refuses the rest, and that status is
-        readable in a student's own namespace; (2) in a batch, the snapshot holds every graded
-        namespace's Routes and Ingresses (Ingresses have no such admission), so an older claim of
-        the same host elsewhere -- or any claim when this namespace has none -- is detected even
-        where the cluster did not record it. Ties are broken by namespace name, as a stable order.
+        ``status.ingress`` says ``Admitted=False, reason HostAlreadyClaimed`` from every router that
+        wrote an entry -- OpenShift's router gives a host to the oldest route claiming it and
+        refuses the rest, and that status is readable in a student's own namespace. On a cluster
+        with several routers (shards) one router may refuse a host that another admits and serves,
+        so a refusal counts only when no entry admitted the route; the message quotes the refusing
+        router and its own reason, since an older route in the same namespace is refused the same
+        way. (2) in a batch, the snapshot holds every graded namespace's Routes and Ingresses
+        (Ingresses have no such admission), so an older claim of the same host elsewhere -- or any
+        claim when this namespace has none -- is detected even where the cluster did not record
+        it. Ties are broken by namespace name, as a stable order.
         """
         h = host.strip().lower().rstrip(".")
         own = snapshot.view(namespace)
+        admitted = False
+        refused: list[tuple[str, str, str]] = []
         for route in _objects(own, "Route"):
             if _route_host(route) != h:
                 continue
             for ing in _as_list(_as_dict(route.get("status")).get("ingress")):
-                for cond in _as_list(_as_dict(ing).get("conditions")):
+                ing = _as_dict(ing)
+                for cond in _as_list(ing.get("conditions")):
                     cond = _as_dict(cond)
-                    if cond.get("type") == "Admitted" and cond.get("status") == "False" \
-                            and cond.get("reason") == "HostAlreadyClaimed":
-                        return t("ルート {r} のホスト {h} は別の名前空間のルートがすでに使っています (ルーターが受け付けていません: HostAlreadyClaimed)。別のホスト名にしてください。",
-                                 "host {h} of route {r} is already claimed by a route in another namespace (the router did not admit it: HostAlreadyClaimed); use a host of your own.",
-                                 h=host, r=str(_as_dict(route.get("metadata")).get("name", "")))
+                    if cond.get("type") != "Admitted":
+                        continue
+                    if cond.get("status") == "True":
+                        admitted = True
+                    elif cond.get("status") == "False" and cond.get("reason") == "HostAlreadyClaimed":
+                        refused.append((str(_as_dict(route.get("metadata")).get("name", "")),
+                                        str(ing.get("routerName") or "?"), str(cond.get("message") or "")))
+        if refused and not admitted:
+            name, router, message = refused[0]
+            return t("ルート {r} のホスト {h} はすでに使われています。ルーター {router} が受け付けていません (HostAlreadyClaimed: {msg})。別のホスト名にしてください。",
+                     "host {h} of route {r} is already claimed: router {router} did not admit it (HostAlreadyClaimed: {msg}); use a host of your own.",
+                     h=host, r=name, router=router, msg=message)
         claims = self._claims(snapshot)
         entries = claims.get(h, [])
         mine = [e for e in entries if e[1] == namespace]
