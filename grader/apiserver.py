@@ -9,37 +9,33 @@ kmock has no label selectors, pagination or Status bodies shaped like the real s
 ``kubectl create -f`` and ``kubectl apply -f`` work with their default flags (no
 ``--validate=false``); ``/openapi/v2`` answers 404. Aggregated discovery is not served; kubectl
 falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
-so the port speaks both plain HTTP and TLS (``_DualServer``).
+so the port speaks both plain HTTP and TLS (``apiport.DualServer``).
 
 Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
-(the objects), ``apidocs`` (discovery, OpenAPI index, Tables), and this module (HTTP, auth,
-faults, the request log).
+(the objects, graceful pod deletion), ``apidocs`` (discovery, OpenAPI index, Tables), ``apiport``
+(plain+TLS port, fault injection, request records), and this module (HTTP, auth, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
 ``grader.controllers``; this module only stores, validates, authorizes and serves.
 """
 import base64
 import json
-import random
 import re
-import os
 import secrets
-import shutil
 import socket
 import ssl
-import subprocess
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import apiproto
 from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_doc, resource_list_doc,
                       table_doc, version_doc)
+from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
+from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
 from .apistore import Admission, Store
 from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
                        parse_label_selector, resources_for, status_body)
@@ -53,78 +49,6 @@ __all__ = [
 Authorizer = Callable[["RequestAttributes"], bool]
 ProxyHandler = Callable[[str, str, str, str, str], "tuple[int, dict[str, str], bytes]"]
 """Proxy backend ``(plural, namespace, name, port, path) -> (status, headers, body)``."""
-
-
-@dataclass(frozen=True)
-class RequestAttributes:
-    """What an authorizer decides on, named like the Kubernetes SubjectAccessReview fields."""
-
-    user: str
-    verb: str
-    api_group: str
-    resource: str
-    subresource: str
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One served request, for tests and benchmarks that count round trips."""
-
-    method: str
-    path: str
-    query: str
-    user: str
-    verb: str
-    resource: str
-    namespace: str
-    status: int
-
-
-@dataclass
-class Faults:
-    """Failure injection for the API port only; retries and timeouts are tested against it."""
-
-    latency: float = 0.0
-    error_rate: float = 0.0
-    error_statuses: tuple[int, ...] = (500, 502, 503, 504, 429)
-    retry_after: int | None = None
-    reset_rate: float = 0.0
-    seed: int | None = None
-    match: Callable[[str, str], bool] | None = None
-    _next: list[int] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _rng: random.Random | None = None
-
-    def fail_next(self, n: int = 1, status: int = 503) -> None:
-        """Make the next ``n`` matching requests fail with ``status``."""
-        with self._lock:
-            self._next.extend([status] * n)
-
-    def clear(self) -> None:
-        """Back to a healthy server."""
-        with self._lock:
-            self.latency = self.error_rate = self.reset_rate = 0.0
-            self.retry_after = None
-            self.match = None
-            self._next.clear()
-
-    def _decide(self, method: str, path: str) -> tuple[float, int | None, bool]:
-        """(delay, failing status or None, reset connection) for one request."""
-        if self.match is not None and not self.match(method, path):
-            return 0.0, None, False
-        with self._lock:
-            if self._rng is None or (self.seed is not None and getattr(self, "_seeded", None) != self.seed):
-                self._rng = random.Random(self.seed)
-                object.__setattr__(self, "_seeded", self.seed)
-            if self._next:
-                return self.latency, self._next.pop(0), False
-            reset = self.reset_rate > 0 and self._rng.random() < self.reset_rate
-            status = None
-            if not reset and self.error_rate > 0 and self._rng.random() < self.error_rate:
-                status = self._rng.choice(self.error_statuses)
-            return self.latency, status, reset
 
 
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -173,7 +97,7 @@ class ApiServer:
         class Handler(_Handler):
             api = server
 
-        self._httpd = _DualServer((self._host, self._port), Handler)
+        self._httpd = DualServer((self._host, self._port), Handler)
         cert = self_signed_cert()
         if cert is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -231,48 +155,6 @@ class ApiServer:
     def admit(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
         for hook in self.admission:
             hook(rt, obj, old)
-
-
-# --- TLS: kubectl only sends kubeconfig credentials over TLS, so the port speaks both ----------
-_CERT: tuple[str, str] | None = None
-_CERT_LOCK = threading.Lock()
-
-
-def self_signed_cert() -> tuple[str, str] | None:
-    """(cert PEM path, key PEM path) for 127.0.0.1/localhost, made once per process by openssl."""
-    global _CERT
-    with _CERT_LOCK:
-        if _CERT is None and shutil.which("openssl"):
-            d = tempfile.mkdtemp(prefix="grader-embedded-tls-")
-            crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
-            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
-                                "-subj", "/CN=grader-embedded-apiserver", "-keyout", key, "-out", crt,
-                                "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"],
-                               capture_output=True, timeout=30)
-            if r.returncode == 0:
-                _CERT = (crt, key)
-        return _CERT
-
-
-class _DualServer(ThreadingHTTPServer):
-    """Plain HTTP and TLS on one port: the first byte of a connection says which (0x16 = TLS)."""
-
-    daemon_threads = True
-    request_queue_size = 256   # the default backlog of 5 drops concurrent connects (1 s SYN retry)
-    tls: ssl.SSLContext | None = None
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.tls is not None:
-            try:
-                request.settimeout(10)
-                first = request.recv(1, socket.MSG_PEEK)
-                request.settimeout(None)
-                if first == b"\x16":
-                    request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        super().finish_request(request, client_address)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
                 attrs = RequestAttributes(user, verb, route.rt.group, route.rt.plural,
                                           route.subresource, route.namespace, route.name)
                 if not authz(attrs):
-                    raise _forbidden(attrs)
+                    raise forbidden(attrs)
             self._dispatch(route, verb, params, body)
         except ApiStatus as exc:
             self._send_json(exc.code, exc.body(), headers=exc.headers)
@@ -403,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
         if segs[0] == "openapi" and len(segs) >= 2 and segs[1] == "v3":
             doc = openapi_v3_doc(api.resources, "/".join(segs[2:]))
             if doc is None:
-                raise _not_found_path(path)
+                raise not_found_path(path)
             return _Route(None, discovery=doc)
         if segs[0] in ("healthz", "readyz", "livez"):
             return _Route(None, discovery="ok")
@@ -411,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
             if len(segs) == 1:
                 return _Route(None, discovery=api_versions_doc())
             if segs[1] != "v1":
-                raise _not_found_path(path)
+                raise not_found_path(path)
             group, version, rest = "", "v1", segs[2:]
         elif segs[0] == "apis":
             if len(segs) == 1:
@@ -419,24 +301,24 @@ class _Handler(BaseHTTPRequestHandler):
             if len(segs) == 2:
                 doc = group_doc(api.resources, segs[1])
                 if doc is None:
-                    raise _not_found_path(path)
+                    raise not_found_path(path)
                 return _Route(None, discovery=doc)
             group, version, rest = segs[1], segs[2], segs[3:]
         else:
-            raise _not_found_path(path)
+            raise not_found_path(path)
         if not rest:
             doc = resource_list_doc(api.resources, group, version)
             if doc is None:
-                raise _not_found_path(path)
+                raise not_found_path(path)
             return _Route(None, discovery=doc)
         namespace = ""
         if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
             namespace, rest = rest[1], rest[2:]
         rt = find_resource(api.resources, group, version, rest[0])
         if rt is None:
-            raise _not_found_path(path)
+            raise not_found_path(path)
         if namespace and not rt.namespaced:
-            raise _not_found_path(path)
+            raise not_found_path(path)
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         route = _Route(rt, namespace, name, sub)
@@ -444,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             m = re.match(r"^.*?/(?:services|pods)/[^/]+/proxy(.*)$", path)
             route.rest = (m.group(1) if m else "") or "/"
         elif len(rest) > 3 or sub not in ("", "status", "scale"):
-            raise _not_found_path(path)
+            raise not_found_path(path)
         return route
 
     # --- verbs --------------------------------------------------------------------------------
@@ -481,13 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
         dry = "dryRun" in params
         protobuf = (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf")
         if verb == "create":
-            obj = _parse_protobuf(body) if protobuf else _parse(body)
+            obj = parse_protobuf(body) if protobuf else parse(body)
             if route.name:
                 raise ApiStatus(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             code, out = 201, store.create(rt, route.namespace, obj, admit=api.admit, dry_run=dry)
             self._send_json(code, out)
         elif verb == "update":
-            obj = _parse_protobuf(body) if protobuf else _parse(body)
+            obj = parse_protobuf(body) if protobuf else parse(body)
             out = store.replace(rt, route.namespace, route.name, obj, admit=api.admit,
                                 subresource=route.subresource, dry_run=dry)
             self._send_json(200, out)
@@ -497,7 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
                               subresource=route.subresource, dry_run=dry)
             self._send_json(200, out)
         elif verb == "delete":
-            out = store.delete(rt, route.namespace, route.name, dry_run=dry)
+            grace, uid = delete_options(body, params)
+            # a pod answers with itself: Terminating (deletionTimestamp set) or as it was last
+            out = store.delete(rt, route.namespace, route.name, dry_run=dry, grace=grace, uid=uid)
             if rt.plural == "pods":
                 self._send_json(200, out)
             else:
@@ -506,9 +390,11 @@ class _Handler(BaseHTTPRequestHandler):
                                           "name": route.name, "group": rt.group, "kind": rt.plural,
                                           "uid": out["metadata"].get("uid", "")}})
         elif verb == "deletecollection":
+            grace, _ = delete_options(body, params)
             items, _ = self._list(rt, route.namespace, {k: v for k, v in params.items() if k not in ("limit", "continue")})
             for o in items:
-                store.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"], missing_ok=True)
+                store.delete(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"], missing_ok=True,
+                             grace=grace, dry_run=dry)
             self._send_json(200, {"kind": rt.kind + "List", "apiVersion": rt.api_version,
                                   "metadata": {}, "items": items})
         else:
@@ -580,48 +466,6 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             raise ApiStatus(503, "ServiceUnavailable", "proxy not available")
         if rt.plural not in ("services", "pods"):
-            raise _not_found_path(self.path)
+            raise not_found_path(self.path)
         status, headers, body = handler(rt.plural, route.namespace, name, port, route.rest)
         self._send(status, body, headers.get("Content-Type", "text/plain"), headers)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-def _parse(body: bytes) -> dict:
-    try:
-        obj = json.loads(body or b"null")
-    except ValueError as exc:
-        raise ApiStatus(400, "BadRequest", f"the object provided is unrecognized: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ApiStatus(400, "BadRequest", "the object provided is unrecognized (must be a JSON object)")
-    return obj
-
-
-def _parse_protobuf(body: bytes) -> dict:
-    """kubectl's typed commands (``create namespace|configmap|secret``) send protobuf."""
-    try:
-        return apiproto.decode(body)
-    except apiproto.Unsupported as exc:
-        raise ApiStatus(415, "UnsupportedMediaType",
-                        f"the embedded cluster does not decode protobuf bodies for {exc}: write the object "
-                        f"in YAML and use `kubectl create -f FILE` (or `kubectl run`/`kubectl expose`)") from None
-
-
-def _not_found_path(path: str) -> ApiStatus:
-    return ApiStatus(404, "NotFound", "the server could not find the requested resource",
-                     details={"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
-
-
-def _forbidden(a: RequestAttributes) -> ApiStatus:
-    what = a.resource + (f"/{a.subresource}" if a.subresource else "")
-    subject = f'{a.resource} "{a.name}"' if a.name else what
-    scope = f' in the namespace "{a.namespace}"' if a.namespace else " at the cluster scope"
-    msg = (f'{subject} is forbidden: User "{a.user}" cannot {a.verb} resource "{what}" '
-           f'in API group "{a.api_group}"{scope}')
-    details: dict[str, Any] = {"kind": a.resource}
-    if a.name:
-        details["name"] = a.name
-    if a.api_group:
-        details["group"] = a.api_group
-    return ApiStatus(403, "Forbidden", msg, details=details)
-
-

@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from .apitypes import (OPENSHIFT_GROUPS, ApiStatus, ResourceType, invalid, json_patch, merge_patch, not_found,
@@ -200,7 +200,8 @@ class Store:
                 if rt.plural == "namespaces":
                     new["status"], new["spec"] = old.get("status"), old.get("spec")
             nm = new.setdefault("metadata", {})
-            for k in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp"):
+            for k in ("uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp",
+                      "deletionGracePeriodSeconds"):
                 if k in old["metadata"]:
                     nm[k] = old["metadata"][k]
             nm["name"] = name
@@ -272,14 +273,25 @@ class Store:
             return self.replace(rt, namespace, name, new, admit=admit, subresource=subresource, dry_run=dry_run)
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False,
-               missing_ok: bool = False) -> dict:
+               missing_ok: bool = False, grace: int | None = None, uid: str | None = None) -> dict:
+        """DELETE. A pod is deleted gracefully (see ``_graceful``): it stays, Terminating, and the
+        kubelet removes it later with ``grace=0``; everything else goes at once. ``uid`` is the
+        DeleteOptions precondition (409 when the object was replaced meanwhile)."""
         with self._lock:
             key = (namespace if rt.namespaced else "", name)
             obj = self._objs[rt.key].get(key)
-            if obj is None:
+            if obj is None or (uid is not None and missing_ok and obj["metadata"].get("uid") != uid):
                 if missing_ok:
                     return {}
                 raise not_found(rt, name)
+            if uid is not None and obj["metadata"].get("uid") != uid:
+                raise ApiStatus(409, "Conflict", f'Operation cannot be fulfilled on {rt.plural} "{name}": '
+                                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                                f"{obj['metadata'].get('uid')}", {"name": name, "kind": rt.plural})
+            if rt.plural == "pods" and not rt.group:
+                period = _grace_period(obj, grace)
+                if period > 0:
+                    return self._graceful(rt, key, obj, period, dry_run)
             if dry_run:
                 return _copy(obj)
             if rt.plural == "namespaces":
@@ -296,3 +308,34 @@ class Store:
             self._notify("DELETED", rt, obj)
             return out
 
+
+    def _graceful(self, rt: ResourceType, key: tuple[str, str], obj: dict, period: int, dry_run: bool) -> dict:
+        """Graceful deletion as ``BeforeDelete`` (k8s.io/apiserver/pkg/registry/rest/delete.go)
+        does it: ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds`` = grace;
+        a second DELETE may only shorten a pending grace period, never lengthen it."""
+        meta = obj["metadata"]
+        pending = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and isinstance(pending, int) and pending <= period:
+            return _copy(obj)
+        new = _copy(obj)
+        at = datetime.now(timezone.utc) + timedelta(seconds=period)
+        new["metadata"]["deletionTimestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        new["metadata"]["deletionGracePeriodSeconds"] = period
+        if dry_run:
+            return new
+        return self._commit(rt, key, obj, new, False)
+
+
+def _grace_period(pod: dict, requested: int | None) -> int:
+    """The grace period of a pod's deletion, as ``CheckGracefulDelete`` in
+    pkg/registry/core/pod/strategy.go decides it: the request's ``gracePeriodSeconds``, else the
+    pod's ``terminationGracePeriodSeconds`` (defaulted to 30); 0 for a pod never scheduled or
+    already finished; a negative value becomes 1."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    period = requested
+    if period is None:
+        period = spec.get("terminationGracePeriodSeconds")
+        period = period if isinstance(period, int) and not isinstance(period, bool) else 0
+    if not spec.get("nodeName") or status.get("phase") in ("Failed", "Succeeded"):
+        period = 0
+    return 1 if period < 0 else period

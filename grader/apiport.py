@@ -1,0 +1,135 @@
+"""The embedded API server's port and its instruments: plain HTTP and TLS on one loopback port
+(kubectl sends kubeconfig credentials only over TLS, the Python client is happy with either),
+failure injection for retry and timeout tests, and the records an authorizer decides on and a
+test counts.  Kept apart from ``apiserver`` so the request handling there reads on its own."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from typing import Any, Callable
+
+__all__ = ["RequestAttributes", "RequestRecord", "Faults", "DualServer", "self_signed_cert"]
+
+
+@dataclass(frozen=True)
+class RequestAttributes:
+    """What an authorizer decides on, named like the Kubernetes SubjectAccessReview fields."""
+
+    user: str
+    verb: str
+    api_group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request, for tests and benchmarks that count round trips."""
+
+    method: str
+    path: str
+    query: str
+    user: str
+    verb: str
+    resource: str
+    namespace: str
+    status: int
+
+
+@dataclass
+class Faults:
+    """Failure injection for the API port only; retries and timeouts are tested against it."""
+
+    latency: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 502, 503, 504, 429)
+    retry_after: int | None = None
+    reset_rate: float = 0.0
+    seed: int | None = None
+    match: Callable[[str, str], bool] | None = None
+    _next: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random | None = None
+
+    def fail_next(self, n: int = 1, status: int = 503) -> None:
+        """Make the next ``n`` matching requests fail with ``status``."""
+        with self._lock:
+            self._next.extend([status] * n)
+
+    def clear(self) -> None:
+        """Back to a healthy server."""
+        with self._lock:
+            self.latency = self.error_rate = self.reset_rate = 0.0
+            self.retry_after = None
+            self.match = None
+            self._next.clear()
+
+    def _decide(self, method: str, path: str) -> tuple[float, int | None, bool]:
+        """(delay, failing status or None, reset connection) for one request."""
+        if self.match is not None and not self.match(method, path):
+            return 0.0, None, False
+        with self._lock:
+            if self._rng is None or (self.seed is not None and getattr(self, "_seeded", None) != self.seed):
+                self._rng = random.Random(self.seed)
+                object.__setattr__(self, "_seeded", self.seed)
+            if self._next:
+                return self.latency, self._next.pop(0), False
+            reset = self.reset_rate > 0 and self._rng.random() < self.reset_rate
+            status = None
+            if not reset and self.error_rate > 0 and self._rng.random() < self.error_rate:
+                status = self._rng.choice(self.error_statuses)
+            return self.latency, status, reset
+
+
+
+# --- TLS: kubectl only sends kubeconfig credentials over TLS, so the port speaks both ----------
+_CERT: tuple[str, str] | None = None
+_CERT_LOCK = threading.Lock()
+
+
+def self_signed_cert() -> tuple[str, str] | None:
+    """(cert PEM path, key PEM path) for 127.0.0.1/localhost, made once per process by openssl."""
+    global _CERT
+    with _CERT_LOCK:
+        if _CERT is None and shutil.which("openssl"):
+            d = tempfile.mkdtemp(prefix="grader-embedded-tls-")
+            crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+                                "-subj", "/CN=grader-embedded-apiserver", "-keyout", key, "-out", crt,
+                                "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"],
+                               capture_output=True, timeout=30)
+            if r.returncode == 0:
+                _CERT = (crt, key)
+        return _CERT
+
+
+class DualServer(ThreadingHTTPServer):
+    """Plain HTTP and TLS on one port: the first byte of a connection says which (0x16 = TLS)."""
+
+    daemon_threads = True
+    request_queue_size = 256   # the default backlog of 5 drops concurrent connects (1 s SYN retry)
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                first = request.recv(1, socket.MSG_PEEK)
+                request.settimeout(None)
+                if first == b"\x16":
+                    request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
+
