@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, Iterator
 
 from .errors import UsageError
-from .i18n import Raw, Text, t
+from .i18n import Raw, Text, quote, t
 from .junit import render_junit
 from .kube import Api
 from .reports import gradebook_csv, gradescope_json, write_atomic
@@ -119,7 +119,7 @@ def _earlier(out_dir: Path, skip: set[str]) -> dict[str, list[ExerciseResult]]:
     if not out_dir.is_dir():
         return found
     for d in sorted(out_dir.iterdir()):
-        if d.name in skip or not d.is_dir() or not _NAMESPACE.match(d.name):
+        if d.name in skip or not safe_name(d.name) or not d.is_dir():
             continue
         doc = _load_results(d / RESULTS)
         if doc is not None:
@@ -131,6 +131,8 @@ def _earlier(out_dir: Path, skip: set[str]) -> dict[str, list[ExerciseResult]]:
 def _write_namespace(out_dir: Path, namespace: str, results: list[ExerciseResult], lang: str) -> None:
     """JUnit per exercise first, results.json last: its presence marks the namespace done."""
     d = out_dir / namespace
+    if not safe_name(namespace) or d.resolve().parent != out_dir.resolve():
+        raise ValueError(f"refusing to write reports outside {out_dir}: {namespace!r}")  # callers filter first
     d.mkdir(parents=True, exist_ok=True)
     for r in results:
         write_atomic(d / f"{r.exercise_id}.xml", render_junit([r], lang))
@@ -160,18 +162,34 @@ def _by_namespace(results: list[ExerciseResult]) -> dict[str, list[ExerciseResul
     return out
 
 
-def _check_names(namespaces: list[str]) -> None:
-    bad = [n for n in namespaces if not _NAMESPACE.match(n)]
-    if bad:
-        raise UsageError(f"not a namespace name: {bad[0]!r} (reports are written to DIR/<namespace>/)")
+def safe_name(name: Any) -> bool:
+    """A name Kubernetes accepts for a namespace (a DNS-1123 label), hence safe as one path part
+    of DIR. ``fullmatch``: ``$`` alone would also accept a trailing newline."""
+    return isinstance(name, str) and _NAMESPACE.fullmatch(name) is not None
+
+
+def shown_name(name: Any) -> str:
+    """How a name that is not a namespace name appears in reports: controls spelled out (``\\x1b``,
+    so two names stay two rows), cut, and in quotes, so it can never be mistaken for (or overwrite
+    the gradebook row of) a real namespace."""
+    return quote((name if isinstance(name, str) else repr(name)).encode("unicode_escape").decode("ascii"), 60)
+
+
+def rejected(specs: list[ExerciseSpec], name: Any) -> list[ExerciseResult]:
+    """An ERROR row per exercise for a name that cannot be a namespace: it is not graded, no file
+    is written for it, and the rest of the class is graded as usual."""
+    why = t("{ns} は名前空間の名前ではないため採点していません (英小文字・数字・ハイフンで 63 文字以内)。レポートのファイルは書き出していません。",
+            "{ns} is not a namespace name (lowercase letters, digits and '-', at most 63), so it was not graded and no report file was written for it.",
+            ns=Raw(shown_name(name)))
+    return [ExerciseResult(s.id, s.render(s.title), shown_name(name), error=why) for s in specs]
 
 
 def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> None:
-    """Reports of results graded elsewhere (``--manifests``), in the batch layout."""
-    by_ns = _by_namespace(results)
-    _check_names(list(by_ns))
+    """Reports of results graded elsewhere (``--manifests``), in the batch layout; a result whose
+    namespace is not a namespace name gets a gradebook row but no directory."""
+    by_ns = {(ns if safe_name(ns) else shown_name(ns)): rs for ns, rs in _by_namespace(results).items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_namespaces(out_dir, by_ns, lang)
+    _write_namespaces(out_dir, {ns: rs for ns, rs in by_ns.items() if safe_name(ns)}, lang)
     _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns})
 
 
@@ -204,19 +222,22 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     from .commands import _progress, probe_for
     from .runner import grade as run_checks
 
-    _check_names(namespaces)
+    namespaces = list(dict.fromkeys(namespaces))
+    refused = {shown_name(ns): rejected(specs, ns) for ns in namespaces if not safe_name(ns)}
+    namespaces = [ns for ns in namespaces if safe_name(ns)]
     lang = settings.lang
     exercises = [s.id for s in specs]
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped = [ns for ns in namespaces if complete(out_dir, ns, exercises)] if resume else []
     todo = [ns for ns in namespaces if ns not in set(skipped)]
     by_ns = _earlier(out_dir, set(todo))            # earlier runs, incl. the skipped namespaces
+    by_ns.update(refused)
     wait = settings.wait if settings.wait is not None else 0.0
     size = chunk_size()
     show = _progress(settings, ",".join(exercises))
     snapshot = Snapshot(api, todo)                  # one observation for every chunk
     probe = probe_for(api, settings)
-    graded: list[ExerciseResult] = []
+    graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]
     started = time.monotonic()
     with _SigtermAsInterrupt():
         done = 0
@@ -235,11 +256,11 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
             done += len(chunk)
     if not todo:
         _write_gradebook(out_dir, by_ns)
-    selected = [r for ns in namespaces for r in by_ns.get(ns, [])]
+    selected = [r for ns in [*namespaces, *refused] for r in by_ns.get(ns, [])]
     run = RunResult(selected)
     errored = sorted({r.namespace for r in graded
                       if r.error is not None or r.count(Outcome.ERROR)})
-    _summary(lang, len(todo), len(skipped), errored, out_dir, time.monotonic() - started)
+    _summary(lang, len(todo) + len(refused), len(skipped), errored, out_dir, time.monotonic() - started)
     return run.exit_code
 
 

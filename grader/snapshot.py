@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from .errors import CannotSee, ClusterUnavailable, InfraError
 from .i18n import Raw, t
 from .kube import Api, resource
+from .sanitize import remember_client
 
 Obj = dict[str, Any]
 
@@ -22,6 +23,8 @@ Obj = dict[str, Any]
 class Snapshot:
     def __init__(self, api: Api, namespaces: Iterable[str]) -> None:
         self.api = api
+        # The kubeconfig's own token is redacted from every API message this run shows.
+        remember_client(getattr(getattr(api, "_client", None), "configuration", None))
         self.namespaces = list(dict.fromkeys(namespaces))
         self._wanted = set(self.namespaces)
         self._lock = threading.Lock()
@@ -53,14 +56,17 @@ class Snapshot:
             return (self._kinds[kind] or {}).get(namespace, [])
 
     def _load(self, kind: str) -> None:
+        """List ``kind`` and split it by namespace. The result is stored only once complete: a
+        read that failed half way must not leave later readers a partial list (that is, a
+        wrong "not found" for whichever students came after the failure)."""
         by_ns: dict[str, list[Obj]] = {ns: [] for ns in self.namespaces}
-        self._kinds[kind] = by_ns
         if len(self.namespaces) > 1:
             try:
                 for obj in self.api.list(kind):
-                    ns = (obj.get("metadata") or {}).get("namespace")
+                    ns = namespace_of(obj)
                     if ns in self._wanted:
                         by_ns[ns].append(obj)
+                self._kinds[kind] = by_ns
                 return
             except CannotSee:
                 pass  # not allowed cluster-wide: one list per namespace below
@@ -68,14 +74,16 @@ class Snapshot:
                 raise
             except InfraError as e:  # failed after retries: an error for everyone, never "no objects"
                 self._denied.update({(kind, ns): e for ns in self.namespaces})
+                self._kinds[kind] = None
                 return
         for ns in self.namespaces:
             try:
-                by_ns[ns] = self.api.list(kind, ns)
+                by_ns[ns] = [o for o in self.api.list(kind, ns) if isinstance(o, dict)]
             except ClusterUnavailable:
                 raise
             except InfraError as e:
                 self._denied[(kind, ns)] = e
+        self._kinds[kind] = by_ns
 
     def cluster_list(self, kind: str) -> list[Obj]:
         with self._lock:
@@ -96,6 +104,21 @@ class Snapshot:
             if kind not in self._served:
                 self._served[kind] = self.api.served(kind)
             return self._served[kind]
+
+
+def metadata_of(obj: Any) -> dict[str, Any]:
+    """An object's ``metadata`` when it is a mapping, else nothing: a student's (or an odd
+    server's) object of the wrong shape must read as "no such field", never crash a reader."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def namespace_of(obj: Any) -> str | None:
+    """The namespace an object of a cluster-wide list belongs to; None when it does not say so
+    as a string. Such an object cannot be attributed to any student and is left out: it is
+    never given to a namespace it may not belong to."""
+    ns = metadata_of(obj).get("namespace")
+    return ns if isinstance(ns, str) else None
 
 
 def _matches(labels: Any, selector: Mapping[str, str]) -> bool:
@@ -123,7 +146,7 @@ class View:
 
     def get(self, kind: str, name: str) -> Obj | None:
         for obj in self.list(kind):
-            if (obj.get("metadata") or {}).get("name") == name:
+            if metadata_of(obj).get("name") == name:
                 return obj
         return None
 
@@ -132,7 +155,7 @@ class View:
         as for a Service)."""
         if not selector:
             return []
-        return [o for o in self.list(kind) if _matches((o.get("metadata") or {}).get("labels"), selector)]
+        return [o for o in self.list(kind) if _matches(metadata_of(o).get("labels"), selector)]
 
     def can_read(self, kind: str) -> bool:
         try:
