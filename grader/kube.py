@@ -349,22 +349,22 @@ class Api:
         """Every object of a kind (all namespaces when ``namespace`` is None), page by page."""
         return [item for page in self._pages(kind, namespace, label_selector, limit) for item in page]
 
-    def _pages(self, kind: str, namespace: str | None, selector: str | None,
-               limit: int) -> Iterator[list[dict[str, Any]]]:
-        res = resource(kind)
-        cont: str | None = None
-        while True:
-            query: list[tuple[str, Any]] = [("limit", limit)]
-            if selector:
-                query.append(("labelSelector", selector))
-            if cont:
-                query.append(("continue", cont))
-            body = self._call(res.path(namespace), query)
-            items = body.get("items") if isinstance(body, dict) else None
-            yield [i for i in items or [] if isinstance(i, dict)]
-            cont = (body.get("metadata") or {}).get("continue") if isinstance(body, dict) else None
-            if not cont:
+    def _pages(self, kind: str, namespace: str | None, selector: str | None, limit: int,
+               max_pages: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        res, cont, seen = resource(kind), None, {}   # token → page that returned it: tokens must advance
+        for page in range(max_pages):
+            body = self._call(res.path(namespace), [("limit", limit), *([("labelSelector", selector)] if selector else []),
+                                                    *([("continue", cont)] if cont else [])])
+            items, meta = (body.get("items"), body.get("metadata")) if isinstance(body, dict) else (None, None)
+            yield [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            cont = meta.get("continue") if isinstance(meta, dict) else None
+            if not cont or not isinstance(cont, str):
                 return
+            if seen.setdefault(cont, page) != page:     # returned by an earlier page already
+                raise ApiError(t("API サーバーが {k} の一覧で同じ continue トークンを繰り返しました",
+                                 "the API server repeated a continue token while listing {k}", k=Raw(res.plural)))
+        raise ApiError(t("{k} の一覧が {n} ページを超えました (API サーバーのページングが終わりません)",
+                         "listing {k} passed {n} pages (the API server's paging does not end)", k=Raw(res.plural), n=max_pages))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self._call(resource(kind).path(namespace, name))
@@ -484,12 +484,12 @@ def _status_doc(body: Any) -> dict[str, Any] | None:
 
 
 def _status_message(body: Any) -> str | None:
+    """The Status ``message`` (else ``reason``, else the body's start), cleaned (``sanitize``)."""
+    from .sanitize import clean
     doc = _status_doc(body)
-    if doc is not None:
-        return str(doc.get("message") or doc.get("reason") or "")
-    if not body:
-        return None
-    return body[:200].decode("utf-8", "replace") if isinstance(body, bytes) else str(body)[:200]
+    if doc is not None or not body:
+        return clean(doc.get("message") or doc.get("reason") or "", 300) if doc is not None else None
+    return clean(body[:600] if isinstance(body, (bytes, str)) else body, 200)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -501,6 +501,6 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _short(e: Any) -> str:
-    """One line of at most 160 characters: error texts end up on a terminal's single line."""
-    s = " ".join(str(e).split())
-    return s if len(s) < 160 else s[:157] + "..."
+    """One clean line of at most 160 characters (``sanitize.clean``): the server chose the text."""
+    from .sanitize import clean
+    return clean(e, 160)
