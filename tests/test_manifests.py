@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from grader.i18n import Text
-from grader.manifests import load_path
+from grader.manifests import load_path, load_text
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers: [{name: web, image: httpd}]\n"
 
 
-def test_good_directory_sorted_recursive(tmp_path):
+def test_directory_reads_its_own_files_like_kubectl(tmp_path):
     (tmp_path / "b.yaml").write_text(POD + "---\napiVersion: v1\nkind: Service\nmetadata: {name: hello}\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yml").write_text("apiVersion: route.openshift.io/v1\nkind: Route\nmetadata: {name: r}\n")
@@ -15,8 +15,27 @@ def test_good_directory_sorted_recursive(tmp_path):
     (tmp_path / "notes.txt").write_text("ignored")
     docs, problems = load_path(tmp_path)
     assert problems == []
-    assert [(d.obj["kind"], d.line) for d in docs] == [("Pod", 1), ("Service", 8), ("ConfigMap", 1), ("Route", 1)]
+    assert [(d.obj["kind"], d.line) for d in docs] == [("Pod", 1), ("Service", 8), ("ConfigMap", 1)]
     assert docs[0].path.endswith("b.yaml")
+    docs, problems = load_path(tmp_path, recursive=True)
+    assert problems == []
+    assert [(d.obj["kind"], d.line) for d in docs] == [("Pod", 1), ("Service", 8), ("ConfigMap", 1), ("Route", 1)]
+    assert docs[-1].path == str(tmp_path / "sub" / "a.yml")
+
+
+def test_only_subfolders_without_recursive_says_so(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pod.yaml").write_text(POD)
+    docs, problems = load_path(tmp_path)
+    assert docs == [] and len(problems) == 1
+    assert "No manifests" in problems[0].message.en and "-R" in problems[0].message.en and "-R" in problems[0].message.ja
+
+
+def test_single_file_is_read_whatever_its_name(tmp_path):
+    f = tmp_path / "pod.txt"
+    f.write_text(POD)
+    docs, problems = load_path(f)
+    assert problems == [] and [d.obj["kind"] for d in docs] == ["Pod"]
 
 
 def test_malformed_yaml_line(tmp_path):
@@ -52,3 +71,27 @@ def test_list_is_flattened(tmp_path):
 def test_missing_path_is_a_problem(tmp_path):
     docs, problems = load_path(tmp_path / "nope")
     assert docs == [] and len(problems) == 1
+
+
+def test_non_utf8_names_its_line(tmp_path):
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes(POD.encode() + b"---\nkind: caf\xe9\n")
+    docs, problems = load_path(f)
+    assert [d.obj["kind"] for d in docs] == [] and len(problems) == 1
+    assert problems[0].line == 8 and "UTF-8" in problems[0].message.en
+
+
+def test_values_json_cannot_hold_are_problems_not_crashes():
+    docs, problems = load_text(POD.replace("name: hello", "name: hello\n  uid: !!binary aGVsbG8="), "bin.yaml")
+    assert docs == [] and "bytes" in problems[0].message.en
+    docs, problems = load_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {n: " + "9" * 5000 + "}\n",
+                               "digits.yaml")
+    assert docs == [] and problems[0].line == 4 and "cannot be loaded" in problems[0].message.en
+
+
+def test_plain_anchors_and_merge_keys_still_work():
+    text = ("base: &labels {app: web}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\n"
+            "  labels:\n    <<: *labels\n    tier: front\ndata:\n  copy: *labels\n")
+    docs, problems = load_text(text, "anchors.yaml")
+    assert problems == []
+    assert docs[0].obj["metadata"]["labels"] == {"app": "web", "tier": "front"}
