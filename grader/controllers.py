@@ -27,7 +27,7 @@ from .apiserver import ApiServer
 from .apitypes import ApiStatus, ResourceType, selector_matches
 from .ctlutil import condition, controller_of, is_active, is_ready, is_terminating, owned_by, owner_ref, quantity, suffix
 from .ctlutil import now as _now
-from .kubelet import KubeletMixin
+from .kubelet import SANDBOX_MAX_GRACE, KubeletMixin
 from .netcontrollers import NetworkMixin
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,10 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
     """Scheduler, kubelet, replication, endpoints, volume binding and route admission."""
 
     def __init__(self, server: ApiServer, *, pod_start_delay: float = 0.0, nodes: int = 2,
-                 route_domain: str = "apps.sandbox.local") -> None:
+                 route_domain: str = "apps.sandbox.local", max_grace: float = SANDBOX_MAX_GRACE) -> None:
         self.server, self.store = server, server.store
         self.pod_start_delay = pod_start_delay
+        self.max_grace = max_grace
         self.node_count = nodes
         self.route_domain = route_domain
         self._cond = threading.Condition()
@@ -57,6 +58,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         self._managed_endpoints: set[tuple[str, str]] = set()
         self._start_at: dict[str, float] = {}
         self._stop_at: dict[str, float] = {}
+        self._pod_ns: dict[str, str] = {}   # uid -> namespace, to forget a pod's timers
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
         self.R = {r.key: r for r in self.store.resources}
@@ -182,9 +184,22 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                 pv["status"] = {"phase": "Available"}
             s.put(R["persistentvolumes"], pv)
 
+    def _forget_pods(self, ns: str, live: set[str]) -> None:
+        """Drop start/stop timers of pods that are gone (deleted with grace 0, or with their
+        namespace), so ``settle`` does not wait out a grace period nobody is in any more."""
+        with self._cond:
+            for key, (_, where) in list(self._timers.items()):
+                if where == ns and key.startswith(("start/", "stop/")) and key.split("/", 1)[1] not in live:
+                    del self._timers[key]
+        for table in (self._start_at, self._stop_at):
+            for uid in [u for u in table if u not in live and self._pod_ns.get(u) == ns]:
+                del table[uid]
+                self._pod_ns.pop(uid, None)
+
     def _reconcile_namespace(self, ns: str) -> None:
         s, R = self.store, self.R
         if not s.exists(R["namespaces"], "", ns):
+            self._forget_pods(ns, set())
             return
         if not s.exists(R["serviceaccounts"], ns, "default"):
             self._create(R["serviceaccounts"], ns, {"metadata": {"name": "default"}})
@@ -197,7 +212,9 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         for pvc in s.list(R["persistentvolumeclaims"], ns)[0]:
             self._bind_claim(pvc)
         pods = s.list(R["pods"], ns)[0]
+        self._forget_pods(ns, {p["metadata"]["uid"] for p in pods})
         for pod in pods:
+            self._pod_ns[pod["metadata"]["uid"]] = ns
             self._sync_pod(pod, pods)
         pods = s.list(R["pods"], ns)[0]
         for rt in (R["replicasets.apps"], R["replicationcontrollers"]):

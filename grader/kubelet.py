@@ -4,8 +4,9 @@ it is ready, and how it ends when deleted.
 States and messages are the ones a real kubelet writes (ErrImagePull, CreateContainerConfigError,
 CrashLoopBackOff, Unschedulable), because exercises are graded on them.  A deleted pod is
 Terminating for its grace period as on a cluster: the API server set ``deletionTimestamp``; the
-kubelet here stops the containers and removes the pod after ``min(grace, SANDBOX_MAX_GRACE)``
-seconds, modelling a process that exits promptly on SIGTERM.
+kubelet here stops the containers and removes the pod after ``min(grace, max_grace)`` seconds
+(``SANDBOX_MAX_GRACE`` unless the cluster was built otherwise), modelling a process that exits
+promptly on SIGTERM.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class KubeletMixin:
     R: dict[str, ResourceType]
     node_count: int
     pod_start_delay: float
+    max_grace: float
     _node_ips: dict[str, int]
     _start_at: dict[str, float]
     _stop_at: dict[str, float]
@@ -42,7 +44,7 @@ class KubeletMixin:
         meta = pod["metadata"]
         grace = meta.get("deletionGracePeriodSeconds")
         grace = float(grace) if isinstance(grace, (int, float)) and not isinstance(grace, bool) else 0.0
-        stop_at = self._stop_at.setdefault(meta["uid"], time.monotonic() + min(max(grace, 0.0), SANDBOX_MAX_GRACE))
+        stop_at = self._stop_at.setdefault(meta["uid"], time.monotonic() + min(max(grace, 0.0), self.max_grace))
         left = stop_at - time.monotonic()
         if left > 0:
             self._later("stop/" + meta["uid"], left, meta["namespace"])

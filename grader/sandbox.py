@@ -22,6 +22,7 @@ import yaml
 from .apiserver import ApiServer
 from .apitypes import status_body
 from .controllers import Controllers
+from .kubelet import SANDBOX_MAX_GRACE
 from .errors import UsageError
 from .kube import SANDBOX_EXTENSION
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
@@ -43,11 +44,14 @@ class EmbeddedCluster:
     """API server + controllers + router on loopback; use as a context manager."""
 
     def __init__(self, *, pod_start_delay: float = 0.0, nodes: int = 2, route_api: bool = True,
-                 route_domain: str = "apps.sandbox.local", host: str = "127.0.0.1") -> None:
+                 route_domain: str = "apps.sandbox.local", host: str = "127.0.0.1",
+                 max_grace: float = SANDBOX_MAX_GRACE) -> None:
+        """``max_grace``: longest a deleted pod stays Terminating (seconds); a real cluster
+        honours the whole terminationGracePeriodSeconds (30 by default)."""
         self.route_domain = route_domain
         self.server = ApiServer(host=host, route_api=route_api)
         self.controllers = Controllers(self.server, pod_start_delay=pod_start_delay, nodes=nodes,
-                                       route_domain=route_domain)
+                                       route_domain=route_domain, max_grace=max_grace)
         self.server.proxy_handler = self._proxy
         self._host = host
         self._router: ThreadingHTTPServer | None = None
