@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
@@ -94,6 +94,7 @@ class HttpAnswer:
     error: str | None = None
     headers: dict[str, str] | None = None
     clipped: bool = False   # the grader kept only the start of the body (memory budget of a batch)
+    cut: bool = False       # the answer was longer than the probe's cap (1 MiB): ``body`` is its start
 
     @property
     def text(self) -> str:
@@ -299,7 +300,8 @@ class Api:
         return True
 
     def _call(self, path: str, query: list[tuple[str, Any]] | None = None, *,
-              raw: bool = False, retry: bool = True) -> Any:
+              raw: bool = False, retry: bool = True,
+              accept: Callable[[int, bytes], bool] | None = None) -> Any:
         """GET with retries of transient failures (429, 5xx, resets, timeouts) until the deadline.
 
         A 401 or a TLS failure is final at once (retrying cannot fix credentials or a CA); a
@@ -324,6 +326,8 @@ class Api:
                     break
             else:
                 answered = True
+                if accept is not None and accept(status, data):   # an answer this caller takes as it is
+                    return data
                 if 200 <= status < 300:
                     try:
                         return data if raw else json.loads(data)
@@ -411,67 +415,39 @@ class Api:
 
     def service_proxy(self, namespace: str, service: str, port: int | str, path: str = "/",
                       max_body: int = 1 << 20, timeout: float = 5.0) -> HttpAnswer:
-        """GET through the API server's service proxy: the answer is about the student's service,
-        unless the API server itself failed.
+        """GET through the API server's service proxy; ``grader.proxy`` decides whose answer it is."""
+        from .proxy import service_proxy
+        return service_proxy(self, namespace, service, port, path, max_body, timeout)
 
-        The proxy path mixes two kinds of 5xx. The proxy's own verdicts on the student's service
-        are Status bodies with fixed messages from kube-apiserver's service proxy ("no endpoints
-        available for service", "no service port ... found", "error trying to reach service: dial
-        tcp ...: connection refused"), and whatever the pod itself answers is not a Status at all:
-        both are the student's answer, returned at once. Every other 429/5xx Status (overload,
-        "the server is currently unable to handle the request", a timeout, an injected fault) and
-        every reset is the API server's, retried like any read; if it lasts past the retry
-        deadline, the check is an ERROR (``ApiError``), never a failure. Judging by the message
-        instead of "retry 5xx and take the last answer" means a real 503 costs one request and an
-        unlucky run of faults can never be mistaken for the student's 503. A pod whose page does not
-        come within ``timeout`` is the student's slow page (``HttpAnswer.error``); a 403 Status
-        means the grader may not use the proxy here (``CannotSee``).
-        """
-        url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
-        started = time.monotonic()
-        failure: GraderError | None = None
-        for attempt, (connect, _) in self._attempts():
-            retry_after: float | None = None
-            try:
-                status, headers, data = self._request("GET", url, timeout=(connect, timeout))
-            except Unreachable as e:
-                if e.cause == "tls":
-                    raise
-                if e.cause == "timeout" and attempt > 0:
-                    return HttpAnswer(0, b"", error=f"no answer within {timeout:g} s")
-                failure = ApiError(t("サービスプロキシから応答がありません: {m}",
-                                     "no answer from the service proxy: {m}", m=e.message), 0)
-            else:
-                status_doc = _status_doc(data) if status >= 400 else None
-                if status == 401:
-                    raise self._error(status, headers, data)
-                if status == 403 and status_doc is not None and status_doc.get("reason") == "Forbidden":
-                    raise self._error(status, headers, data)
-                if not _api_server_failure(status, status_doc):
-                    error = str(status_doc.get("message")) if status_doc else None
-                    return HttpAnswer(status, data[:max_body], error=error, headers=dict(headers or {}))
-                failure = ApiError(t(
-                    "API サーバーがサービスプロキシの要求に {s} を返し続けました: {m}",
-                    "the API server kept answering {s} to the service proxy request: {m}",
-                    s=status, m=Raw(_short(_status_message(data) or ""))), status, body=data)
-                retry_after = _retry_after(headers)
-            if not self._sleep(attempt, retry_after, started):
-                break
-        raise failure or ApiError(t("再試行の期限内に要求を送れませんでした", "no attempt fitted in the retry deadline"))
+    def fetch(self, path: str, *, deadline: float, max_body: int, seconds: float) -> HttpAnswer:
+        """One GET whose answer a student's pod may have written (the service proxy), ended at
+        ``deadline`` (``time.monotonic``) however it trickles, the body read raw and capped by
+        ``bounded.read_body``. ``Connection: close``, so that the watchdog's cut can only ever hit
+        this exchange's socket, never a pooled one lent to another request. No HTTP answer at all
+        (including none by the deadline) raises ``Unreachable``."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
-
-# The service proxy's own verdicts on a student's service (kube-apiserver's proxy and
-# ResourceLocation messages): answers about the student's work, not failures of the API server.
-_PROXY_VERDICTS = ("no endpoints available for service", "error trying to reach service",
-                   "no service port")
-
-
-def _api_server_failure(status: int, status_doc: dict[str, Any] | None) -> bool:
-    """A 429/5xx Status from the API server itself (see ``Api.service_proxy``)."""
-    if status_doc is None or status not in _TRANSIENT:
-        return False
-    message = str(status_doc.get("message") or "").lower()
-    return status == 429 or not any(v in message for v in _PROXY_VERDICTS)
+        from .bounded import Watchdog, read_body
+        with self._lock:
+            self.requests_made += 1
+        left = max(0.01, deadline - time.monotonic())
+        timeout = (min(self.retry.connect_timeout, left), left)   # each socket wait ends by the deadline
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity", "Connection": "close"}
+        try:
+            m, url, hdrs, _, _ = self._client.param_serialize(method="GET", resource_path=path, header_params=headers,
+                                                              auth_settings=["BearerToken"])
+            raw = self._client.call_api(m, url, header_params=hdrs, _request_timeout=timeout).response
+        except (ApiException, HTTPError, OSError) as e:
+            raise self._unreachable(e, timeout) from None
+        try:
+            with Watchdog(deadline, raw.shutdown) as dog:
+                body = read_body(lambda n: raw.read1(n, decode_content=False), raw.headers.get("Content-Encoding"),
+                                 max_body, deadline, dog.expired, seconds)
+        finally:
+            raw.close()          # an unread rest is dropped with its connection, never reused
+            raw.release_conn()   # the (closed) connection's pool slot comes back
+        return HttpAnswer(raw.status, body.data, error=body.error, headers=dict(raw.headers), cut=body.cut)
 
 
 def _status_doc(body: Any) -> dict[str, Any] | None:

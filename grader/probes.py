@@ -9,6 +9,7 @@ for one observation, so a batch makes one request per target, not one per check.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import threading
@@ -65,7 +66,7 @@ class Probe:
     def _budgeted(self, answer: HttpAnswer) -> HttpAnswer:
         """The answer to cache (under the lock): its body clipped once the budget is spent."""
         if self._cached_bytes + len(answer.body) > self.cache_budget and len(answer.body) > CLIPPED:
-            answer = HttpAnswer(answer.status, answer.body[:CLIPPED], answer.error, answer.headers, clipped=True)
+            answer = dataclasses.replace(answer, body=answer.body[:CLIPPED], clipped=True)
         self._cached_bytes += len(answer.body)
         return answer
 
@@ -228,55 +229,48 @@ class Probe:
         return found
 
     def _get(self, host: str, path: str) -> HttpAnswer:
-        """One GET with a hard deadline: no redirects followed, no proxy from the environment,
-        the body cut at ``max_body``, and a watchdog that shuts the socket at ``timeout`` so a
-        page that trickles one byte at a time cannot hold the grader longer than that."""
+        """One GET bounded like a service-proxy probe (``grader.bounded``): no redirects followed,
+        no proxy from the environment, ``Accept-Encoding: identity``, the body cut at
+        ``max_body``, and one deadline for connect, headers and body together -- the watchdog
+        starts before the connection is opened and shuts the socket at ``timeout``, so neither a
+        black-holed connect nor a page that trickles one byte at a time holds the grader longer."""
         import http.client
         import socket
         import time
+
+        from .bounded import Watchdog, read_body, too_slow
 
         target = self.router or host
         deadline = time.monotonic() + self.timeout
         conn = http.client.HTTPConnection(target, timeout=self.timeout)
 
-        expired = threading.Event()
-
         def cut() -> None:
-            expired.set()
             sock = conn.sock
             if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                sock.shutdown(socket.SHUT_RDWR)
 
-        watchdog = threading.Timer(self.timeout, cut)
-        watchdog.daemon = True
-        watchdog.start()
         status = 0
-        body = bytearray()
         headers: dict[str, str] = {}
         try:
-            conn.request("GET", path, headers={"Host": host, "User-Agent": "grader-probe", "Accept": "*/*",
-                                               "Connection": "close"})
-            resp = conn.getresponse()
-            status, headers = resp.status, {k: v for k, v in resp.getheaders()}
-            while len(body) < self.max_body:
-                chunk = resp.read1(min(65536, self.max_body - len(body)))
-                if not chunk:
-                    break
-                body += chunk
-            if expired.is_set() and len(body) < self.max_body:
-                raise TimeoutError
-            return HttpAnswer(status, bytes(body), headers=headers)
+            with Watchdog(deadline, cut) as dog:
+                conn.connect()          # bounded by the socket timeout, which is the whole budget
+                if dog.expired.is_set() or conn.sock is None:
+                    raise TimeoutError
+                conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                conn.request("GET", path, headers={"Host": host, "User-Agent": "grader-probe", "Accept": "*/*",
+                                                   "Accept-Encoding": "identity", "Connection": "close"})
+                resp = conn.getresponse()
+                status, headers = resp.status, {k: v for k, v in resp.getheaders()}
+                body = read_body(resp.read1, resp.getheader("Content-Encoding"), self.max_body, deadline,
+                                 dog.expired, self.timeout)
+            return HttpAnswer(status, body.data, error=body.error, headers=headers, cut=body.cut)
         except (OSError, http.client.HTTPException, ValueError) as e:
-            if expired.is_set() or time.monotonic() >= deadline - 0.05:
-                error = f"no complete answer within {self.timeout:g} s"
+            if time.monotonic() >= deadline - 0.05:
+                error = too_slow(self.timeout)
             else:
                 error = f"{type(e).__name__}: {str(e)[:160]}"
-            return HttpAnswer(status, bytes(body), error=error, headers=headers or None)
+            return HttpAnswer(status, b"", error=error, headers=headers or None)
         finally:
-            watchdog.cancel()
             conn.close()
 
 
