@@ -37,6 +37,10 @@ class FakeView:
     def get(self, kind: str, name: str) -> dict | None:
         return next((o for o in self.list(kind) if (o.get("metadata") or {}).get("name") == name), None)
 
+    def select(self, kind: str, selector: dict) -> list[dict]:
+        return [o for o in self.list(kind) if selector and all(
+            ((o.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in selector.items())]
+
     def can_read(self, kind: str) -> bool:
         return kind not in self.denied
 
@@ -404,3 +408,31 @@ def test_embedded_api_treats_secrets_and_sizes_like_a_real_server(api, fresh_ns)
         api.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1GB"}}}}, fresh_ns)
     assert size.value.status == 400
+
+
+# --- readiness, terminating pods, routers (shapes from tests/fixtures/real) --------------------
+def _pod(ready: str = "True", deleting: bool = False, gates: tuple[str, ...] = ()) -> dict:
+    meta: dict = {"name": "p", "labels": {"app": "hello"}}
+    if deleting:
+        meta["deletionTimestamp"] = "2024-05-14T09:20:31Z"
+    conds = [{"type": "Ready", "status": ready}, {"type": "ContainersReady", "status": "True"}]
+    conds += [{"type": g, "status": "False"} for g in gates]
+    return {"metadata": meta, "spec": {"containers": [{"name": "c"}], "readinessGates": [{"conditionType": g} for g in gates]},
+            "status": {"phase": "Running", "conditions": conds, "containerStatuses": [{"name": "c", "ready": True}]}}
+
+
+def test_ready_is_the_ready_condition_and_terminating_pods_are_not_running_pods():
+    assert C.pod_ready(_pod()) and not C.pod_ready(_pod("False"))
+    assert "readiness gate “x.example.com/lb” is False" in C.pod_problem(_pod("False", gates=("x.example.com/lb",))).en
+    assert "being deleted" in C.pod_problem(_pod(deleting=True)).en
+    svc = {"metadata": {"name": "hello"}, "spec": {"selector": {"app": "hello"}}}
+    view = FakeView({"Pod": [_pod(deleting=True)]})
+    assert "1 of them being deleted" in failure(lambda: C.expect_selects_running_pod(view, svc)).message.en
+
+
+def test_route_admitted_by_any_router():
+    ok = {"ingress": [{"routerName": "default", "conditions": [{"type": "Admitted", "status": "True"}]},
+                      {"routerName": "internal", "conditions": [{"type": "Admitted", "status": "False",
+                                                                 "reason": "HostAlreadyClaimed", "message": "m"}]}]}
+    assert C.route_admission({"status": ok}) == (True, [("internal", "HostAlreadyClaimed", "m")])
+    C.expect_admitted(FakeView(), {"kind": "Route", "metadata": {"name": "r"}, "status": ok})
