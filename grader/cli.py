@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--router", metavar="HOST:PORT", help="send route requests here with the route's Host header")
     p.add_argument("--route-domain", metavar="DOMAIN", help="the cluster's route domain (for safe probes)")
     p.add_argument("--manifests", metavar="DIR", help="grade these YAML files on a fresh embedded cluster")
+    p.add_argument("-R", "--recursive", action="store_true",
+                   help="with --manifests: read DIR's subfolders too (as kubectl apply -R)")
     p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, gradebook.csv, results.json")
     p.add_argument("--resume", action="store_true", help="with --out: skip namespaces already reported")
     p.add_argument("--version", action="version", version=f"grade {__version__}")

@@ -167,14 +167,17 @@ def with_solutions(settings: Settings, ids: list[str]) -> list[ExerciseSpec]:
     return [spec for spec in map(settings.exercise, settings.available()) if solutions_of(spec).is_dir()]
 
 
-def apply_files(api: Api, paths: list[Path], namespace: str) -> list[Text]:
-    """Create every object of these manifest files (or directories); returns the problems, each
-    ``file:line: message`` in both languages: a file that does not load, an object refused."""
-    from .manifests import load_path
+def apply_files(api: Api, paths: list[Path], namespace: str, recursive: bool = False) -> list[Text]:
+    """Create every object of these manifest files (or directories, read like ``kubectl apply -f``:
+    subfolders only with ``recursive``); returns the problems, each ``file:line: message`` in both
+    languages: a file that does not load, a link, a limit passed, an object refused. The limits of
+    ``grader.manifests`` hold for all the paths together, as one submission."""
+    from .manifests import Budget, load_path
 
     problems: list[Text] = []
+    budget = Budget()
     for path in paths:
-        docs, bad = load_path(path)
+        docs, bad = load_path(path, recursive=recursive, budget=budget)
         problems += [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message for p in bad]
         for doc in docs:
             try:
@@ -186,7 +189,12 @@ def apply_files(api: Api, paths: list[Path], namespace: str) -> list[Text]:
 
 
 def manifest_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml", ".json"))
+    """The manifests directly in ``directory``, sorted. Links are listed without being followed, so
+    that ``apply_files`` names them as problems instead of a solution silently losing a file."""
+    from .manifests import SUFFIXES
+
+    return sorted(p for p in directory.iterdir() if p.name.lower().endswith(SUFFIXES)
+                  and (p.is_symlink() or p.is_file()))
 
 
 # --- grade demo --------------------------------------------------------------------------------

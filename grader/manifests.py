@@ -29,13 +29,15 @@ from .apitypes import known_kinds
 from .i18n import Raw, Text, clean, t
 
 __all__ = ["Document", "ManifestProblem", "Budget", "load_path", "load_text", "SUFFIXES",
-           "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "MAX_DOCUMENTS", "MAX_NODES", "MAX_DEPTH"]
+           "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "MAX_DOCUMENTS", "MAX_NODES", "MAX_ALIAS_NODES",
+           "MAX_DEPTH"]
 
 SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 1 << 20          # one file
 MAX_TOTAL_BYTES = 10 << 20        # everything read for one submission
 MAX_DOCUMENTS = 500               # objects in all (items of a List count one by one)
-MAX_NODES = 200_000               # values in all, each alias counted as the copy it stands for
+MAX_NODES = 200_000               # values written out in all (parsing costs ~10 µs each)
+MAX_ALIAS_NODES = 100_000         # values that YAML aliases (*a) copy in, in all
 MAX_DEPTH = 100                   # nesting of mappings/lists; real objects stay under 30
 MAX_ENTRIES = 10_000              # directory entries looked at (with -R a tree can be wide)
 MAX_FOLDER_DEPTH = 32             # subfolder levels followed with -R
@@ -70,6 +72,7 @@ class Budget:
     bytes: int = MAX_TOTAL_BYTES
     documents: int = MAX_DOCUMENTS
     nodes: int = MAX_NODES
+    aliases: int = MAX_ALIAS_NODES
     entries: int = MAX_ENTRIES
     exhausted: bool = False       # a total limit was hit: nothing more is read
 
@@ -113,8 +116,9 @@ class _Loader(yaml.composer.Composer, *_Source, yaml.constructor.SafeConstructor
     PyYAML shares an aliased node (and the object built from it), so loading a "billion laughs"
     bomb is cheap; the blow-up comes later, when the object is walked or serialised to JSON. Each
     composed node therefore records its expanded size (``_size``: nodes when every alias is
-    replaced by a copy), and every alias charges that size to the submission's budget. Composed
-    nodes are charged too: Python composes about 100 000 nodes a second, and 1 MiB of ``[[]]``
+    replaced by a copy), and every alias charges that size to the submission's budget; an alias
+    past it fails its document only. Composed nodes are charged to a budget of their own, whose
+    end stops the submission: Python composes about 100 000 nodes a second, and 1 MiB of ``[[]]``
     holds half a million."""
 
     def __init__(self, stream: str, budget: Budget) -> None:
@@ -140,12 +144,11 @@ class _Loader(yaml.composer.Composer, *_Source, yaml.constructor.SafeConstructor
                 if size is None:
                     raise _Limit(line, t("エイリアス *{a} が自分を含むノードを指しています。",
                                          "Alias *{a} refers to the node that contains it.", a=event.anchor))
-                self.budget.nodes -= size
-                if self.budget.nodes < 0:
-                    self.budget.exhausted = True
+                if size > self.budget.aliases:
                     raise _Limit(line, t(
                         "YAML のエイリアス (*) を展開すると大きすぎます (全体で {n} 個の値まで)。",
-                        "YAML aliases (*) expand to too much (at most {n} values in all).", n=MAX_NODES))
+                        "YAML aliases (*) expand to too much (at most {n} values in all).", n=MAX_ALIAS_NODES))
+                self.budget.aliases -= size
             return super().compose_node(parent, index)
         self.depth += 1
         self.line = self.peek_event().start_mark.line + 1
@@ -364,11 +367,13 @@ def load_text(text: str, path: str = "<string>",
             _use(obj, path, 1, docs, problems, budget, json_values=True)
         return docs, problems
     loader = _Loader(text, budget)
+    kept = budget.aliases
     try:
         while not budget.exhausted and loader.check_node():
             node = loader.get_node()
             if node is not None:
                 _use(loader.construct_document(node), path, node.start_mark.line + 1, docs, problems, budget)
+            kept = budget.aliases
     except yaml.YAMLError as exc:
         # The construct that was left open (context) is where the student's mistake is; the
         # parser only notices it later (problem), often at the end of the file.
@@ -387,6 +392,7 @@ def load_text(text: str, path: str = "<string>",
         problems.append(ManifestProblem(path, loader.line, t(
             "読み込めない値があります: {e}", "A value cannot be loaded: {e}", e=str(exc)[:200])))
     finally:
+        budget.aliases = kept   # a document that did not load keeps none of its copies
         loader.dispose()
     return docs, problems
 

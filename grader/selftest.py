@@ -187,7 +187,7 @@ def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[Exer
     namespace = (settings.namespaces or ["submission"])[0]
     with embedded() as (cluster, api):
         api.create_namespace(namespace)
-        messages = apply_files(api, [path], namespace)
+        messages = apply_files(api, [path], namespace, recursive=bool(getattr(ns, "recursive", False)))
         cluster.settle()
         result = grade_on(api, settings, specs, [namespace], student=not ns.out,
                           wait=settings.wait if settings.wait is not None else 0.0)
