@@ -7,27 +7,60 @@
     grade selftest [EX...]           prove each solution scores full marks and each broken
                                      variant loses exactly its checks
 
-Exit codes: 0 every check passed; 1 some check failed; 2 usage or spec error; 3 the cluster
-could not be used (or only grader-side errors kept a check from passing); 130 interrupted.
+Exit codes: 0 every check passed; 1 some check failed; 2 usage or spec error (found before any
+grading: a blank or missing -n namespace, a course file naming an unknown exercise, a --junit or
+--out that cannot be written); 3 the cluster could not be used, only grader-side errors kept a
+check from passing, or a report file could not be written after grading (the console report is
+still printed); 4 internal error, a bug in the grader (one line; --debug shows the traceback);
+130 interrupted. Output cut short by the reader (``grade ... | head``) is not an error: the exit
+code is the grade's when it was complete, else 141 as for SIGPIPE.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
 from . import __version__
 from .errors import ClusterUnavailable, GraderError, InfraError, UsageError
+from .i18n import Raw, detect_lang, t
 from .results import RunResult
 from .settings import Settings, resolve
 
 COMMANDS = ("list", "show", "demo", "sandbox", "selftest")
+REPORT_NOT_WRITTEN = 3   # the grade is known and printed, but a report file could not be saved
+SIGPIPE_EXIT = 141       # what a shell reports for a command ended by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit 2 with one line, as for every usage error
-        raise UsageError(f"{message} (see `grade --help`)")
+        raise UsageError(t("コマンドラインの誤り: {m} (`grade --help` を参照)", "{m} (see `grade --help`)",
+                           m=Raw(message)))
+
+
+def _early_lang(args: list[str]) -> str:
+    """The language for errors found while parsing, before settings exist: --lang, GRADER_LANG,
+    then the locale (a course file's ``lang`` is only known after parsing)."""
+    for i, a in enumerate(args):
+        if a == "--lang" and i + 1 < len(args) and args[i + 1] in ("ja", "en"):
+            return args[i + 1]
+        if a in ("--lang=ja", "--lang=en"):
+            return a.split("=", 1)[1]
+    env = os.environ.get("GRADER_LANG")
+    return env if env in ("ja", "en") else detect_lang()
+
+
+def _silence_stdout() -> None:
+    """The reader closed stdout (``| head``): send what is left to /dev/null, so neither this
+    write nor the flush at exit raises again (the recipe of Python's signal docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,7 +78,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="grade", description="Grade Kubernetes/OpenShift exercises on a live cluster.",
                 epilog="other commands: " + ", ".join(f"grade {c}" for c in COMMANDS))
-    p.add_argument("exercises", nargs="+", metavar="EX", help="exercise id(s), e.g. ex1")
+    p.add_argument("exercises", nargs="*", metavar="EX", help="exercise id(s), e.g. ex1")
     _common(p)
     p.add_argument("-n", "--namespace", action="append", metavar="NS", help="namespace to grade (repeatable)")
     p.add_argument("--namespace-pattern", metavar="GLOB", help="grade every namespace matching, e.g. 'student-*'")
@@ -91,7 +124,7 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    lang = "en"
+    lang = _early_lang(args_list)
     debug = "--debug" in args_list
     try:
         if args_list and args_list[0] in COMMANDS:
@@ -100,25 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = resolve(vars(ns))
             lang = settings.lang
             from . import commands
+            commands.prepare_outputs(ns)
             run = {"list": commands.list_exercises, "show": commands.show, "demo": commands.demo,
                    "sandbox": commands.sandbox, "selftest": commands.selftest}[cmd]
             return run(ns, settings)
-        if not args_list:
-            build_parser().print_usage(sys.stderr)
-            return 2
-        if args_list[0] in ("-h", "--help"):
+        if args_list[:1] in (["-h"], ["--help"]):
             build_parser().print_help()
             return 0
-        if args_list[0] == "--version":
+        if args_list[:1] == ["--version"]:
             print(f"grade {__version__}")
             return 0
         ns = build_parser().parse_args(args_list)
+        if not ns.exercises:
+            build_parser().print_usage(sys.stderr)
+            raise UsageError(t("採点する演習を指定してください (例: grade ex1)。`grade list` で一覧を表示できます。",
+                               "no exercise given: name the one(s) to grade, e.g. `grade ex1`; `grade list` shows them."))
         settings = resolve(vars(ns))
         lang = settings.lang
         from . import commands
+        commands.prepare_outputs(ns)
         return commands.grade(ns, settings)
     except UsageError as e:
-        print(f"grade: {e.message.get(lang)}", file=sys.stderr)
+        for line in e.message.get(lang).splitlines() or [""]:
+            print(f"grade: {line}", file=sys.stderr)
         return 2
     except ClusterUnavailable as e:
         print(f"grade: {e.message.get(lang)}", file=sys.stderr)
@@ -129,33 +166,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grade: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (| head): not an error of ours, nothing to say
+        _silence_stdout()
+        return SIGPIPE_EXIT
     except GraderError as e:  # pragma: no cover - every branch above is more specific
         print(f"grade: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None or debug:
+            return _internal(e, debug)
+        # a file the grader had to read or write (a report, a course file): not a bug of ours
+        print("grade: " + t("{f} を読み書きできません: {why}", "cannot read or write {f}: {why}",
+                            f=Raw(str(e.filename)), why=Raw(e.strerror or type(e).__name__)).get(lang),
+              file=sys.stderr)
+        return 3
     except Exception as e:  # an internal bug: one line unless --debug
-        if debug:
-            raise
-        print(f"grade: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
-        return 4
+        return _internal(e, debug)
+
+
+def _internal(e: Exception, debug: bool) -> int:
+    if debug:
+        raise e
+    print(f"grade: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+    return 4
 
 
 def emit(result: RunResult, ns: argparse.Namespace, settings: Settings, *, include_hidden: bool = False) -> int:
-    """Render a run: console or --json on stdout, --junit file; returns the exit code."""
+    """Render a run: console or --json on stdout, then the --junit file; returns the exit code.
+
+    The console report comes first and always: the student sees the grade even when the JUnit
+    file cannot be written (then one line on stderr and exit ``REPORT_NOT_WRITTEN``). A reader
+    that stops early (``| head``) does not keep the JUnit file from being written."""
     from .junit import write_junit
     from .reports import render_console, to_json
 
+    try:
+        if getattr(ns, "json", False):
+            print(json.dumps(to_json(result.results, settings.lang), ensure_ascii=False, indent=2))
+        else:
+            print(render_console(result.results, settings.lang, color=sys.stdout.isatty(),
+                                 include_hidden=include_hidden).rstrip("\n"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     if getattr(ns, "junit", None):
-        write_junit(ns.junit, result.results, settings.lang)
-    if getattr(ns, "json", False):
-        print(json.dumps(to_json(result.results, settings.lang), ensure_ascii=False, indent=2))
-    else:
-        print(render_console(result.results, settings.lang, color=sys.stdout.isatty(),
-                             include_hidden=include_hidden).rstrip("\n"))
+        try:
+            os.makedirs(os.path.dirname(ns.junit) or ".", exist_ok=True)
+            write_junit(ns.junit, result.results, settings.lang)
+        except OSError as e:
+            print("grade: " + t("JUnit レポート {p} を書けませんでした ({why})。採点結果は上に表示したとおりです。",
+                                "could not write the JUnit report {p} ({why}); the grade is the one shown above.",
+                                p=Raw(str(ns.junit)), why=Raw(e.strerror or type(e).__name__)).get(settings.lang),
+                  file=sys.stderr)
+            return REPORT_NOT_WRITTEN
     return result.exit_code
 
 
 def entry() -> None:  # console_scripts entry point
-    sys.exit(main())
+    code = main()
+    try:  # flush here, where a closed pipe can still be handled, not in the interpreter's exit
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)
 
 
 __all__ = ["main", "entry", "emit", "build_parser"]

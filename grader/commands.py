@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ClusterUnavailable, InfraError, UsageError
+from .errors import ApiError, ClusterUnavailable, InfraError, UsageError
 from .i18n import Raw, Text, t
 from .kube import SANDBOX_EXTENSION, Api
 from .probes import Probe
@@ -109,6 +110,79 @@ def _namespaces(api: Api, settings: Settings) -> list[str]:
         "no current namespace in {src}: choose one with `oc project NAME` or pass -n NAME.", src=Raw(api.source)))
 
 
+_SHOWN = 20  # missing namespaces named one per line, then "and N more"
+
+
+def check_named_namespaces(api: Api, names: list[str]) -> None:
+    """Every namespace named with -n exists, or a usage error naming each one that does not.
+
+    Why before grading: a typo (``-n studnet1``) would otherwise be graded as an empty namespace,
+    0 points after waiting out ``--wait``. Only a 404 counts as missing: an account that may not
+    read namespaces (403) is graded as before. Names are valid namespace names by now (settings
+    refuses others), so none can change the URL's path. Several names are compared with one list
+    of namespaces where the account may list them, so a class costs one request, not one each."""
+    missing: list[str] = []
+    existing = _listed_namespaces(api) if len(names) > 1 else None
+    for name in names:
+        if existing is not None:
+            if name not in existing:
+                missing.append(name)
+            continue
+        try:
+            api.get("Namespace", name)
+        except ClusterUnavailable:
+            raise
+        except ApiError as e:
+            if e.status == 404:
+                missing.append(name)
+            # 403: may not read namespaces; other answers: grading will show what it can see
+    if missing:
+        lines = [t("名前空間 {ns} は {srv} にありません。`oc projects` で名前を確認してください。",
+                   "namespace {ns} does not exist on {srv}; check the name with `oc projects`.",
+                   ns=name, srv=Raw(api.server)) for name in missing[:_SHOWN]]
+        if len(missing) > _SHOWN:
+            lines.append(t("ほか {n} 個", "and {n} more", n=len(missing) - _SHOWN))
+        raise UsageError(Text("\n".join(x.ja for x in lines), "\n".join(x.en for x in lines)))
+
+
+def _listed_namespaces(api: Api) -> set[str] | None:
+    """Every namespace's name in one list request, or None where listing is not allowed."""
+    try:
+        return {str((o.get("metadata") or {}).get("name")) for o in api.list("Namespace")}
+    except ClusterUnavailable:
+        raise
+    except InfraError:
+        return None
+
+
+def prepare_outputs(ns: argparse.Namespace) -> None:
+    """Make sure ``--junit``'s directory and ``--out`` can be written, before any grading: a
+    class's run should not end, minutes later, unable to save what it graded. ``--junit``'s
+    missing parent directories are created, as ``--out`` is."""
+    junit, out = getattr(ns, "junit", None), getattr(ns, "out", None)
+    if junit:
+        path = Path(junit)
+        if path.is_dir():
+            raise UsageError(t("--junit {p}: ディレクトリです。ファイル名を指定してください。",
+                               "--junit {p}: is a directory; give a file name.", p=Raw(str(path))))
+        _writable_dir("--junit", path.parent if str(path.parent) else Path("."), path)
+    if out:
+        _writable_dir("--out", Path(out), Path(out))
+
+
+def _writable_dir(option: str, directory: Path, shown: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".grade-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        why = (t("ディレクトリではありません", "not a directory") if isinstance(e, FileExistsError)
+               else Text.same(e.strerror or type(e).__name__))
+        raise UsageError(t("{o} {p}: 書き込めません ({why})", "{o} {p}: cannot be written ({why})",
+                           o=Raw(option), p=Raw(str(shown)), why=why)) from None
+
+
 # --- grade EX ----------------------------------------------------------------------------------
 def grade(ns: argparse.Namespace, settings: Settings) -> int:
     from .cli import emit
@@ -118,6 +192,8 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
         return _grade_manifests(ns, settings, specs)
     api = Api(kubeconfig=settings.kubeconfig, context=settings.context)
     try:
+        if settings.namespaces:
+            check_named_namespaces(api, list(dict.fromkeys(settings.namespaces)))
         namespaces = _namespaces(api, settings)
         batch = bool(ns.out) or len(namespaces) > 1 or bool(settings.namespace_pattern or settings.namespace_selector)
         if ns.out:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,10 +29,12 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import SpecError, UsageError
-from .i18n import Raw, detect_lang, t
+from .i18n import Raw, clean, detect_lang, t
 from .specs import ExerciseSpec, load_exercise
 
 DEFAULT_WAIT = 30.0
+# What Kubernetes accepts as a namespace name (a DNS-1123 label).
+_NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PKG = Path(__file__).resolve().parent
 
 
@@ -193,12 +196,12 @@ def resolve(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) ->
         raise UsageError("--wait must be ≥ 0")
     dirs = [Path(d) for d in (env.get("GRADER_EXERCISES") or "").split(os.pathsep) if d]
     dirs += [Path(d) for d in cli.get("exercises_dir") or []]
-    return Settings(
+    settings = Settings(
         lang=lang,
         wait=wait,
         kubeconfig=cli.get("kubeconfig"),
         context=cli.get("context"),
-        namespaces=list(cli.get("namespace") or []),
+        namespaces=_namespace_names(cli.get("namespace")),
         namespace_pattern=cli.get("namespace_pattern"),
         namespace_selector=cli.get("namespace_selector"),
         router=pick("router", "GRADER_ROUTER", course.router if course else None),
@@ -208,3 +211,36 @@ def resolve(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) ->
         debug=bool(cli.get("debug")),
         quiet=bool(cli.get("quiet")),
     )
+    for option in ("namespace_pattern", "namespace_selector"):
+        if cli.get(option) is not None and not str(cli[option]).strip():
+            raise UsageError(t("--{o} が空です。値を指定してください。", "--{o} is empty: give it a value.",
+                               o=Raw(option.replace("_", "-"))))
+    if course:
+        _check_course_exercises(course, settings.available())
+    return settings
+
+
+def _namespace_names(given: Any) -> list[str]:
+    """The -n names. A blank one is refused: the client would read an empty namespace as "every
+    namespace", and a student would be graded on someone else's pod. A name Kubernetes would not
+    accept cannot exist, and must never reach a URL path (``-n default/pods`` reads pods)."""
+    names = [given] if isinstance(given, str) else list(given or [])
+    for name in names:
+        if not name.strip():
+            raise UsageError(t("-n/--namespace の名前が空です。採点する名前空間の名前を指定してください。",
+                               "-n/--namespace is blank: give the name of the namespace to grade."))
+        if not _NAMESPACE_NAME.match(name):
+            raise UsageError(t("-n {ns}: 名前空間の名前ではありません (英小文字・数字・ハイフン、63 文字以内)",
+                               "-n {ns}: not a namespace name (lowercase letters, digits and '-', at most 63)",
+                               ns=name))
+    return names
+
+
+def _check_course_exercises(course: CourseFile, available: Mapping[str, Path]) -> None:
+    """A ``params`` key must name an exercise: a typo (``ex01``) would otherwise be ignored and the
+    class graded with the defaults the instructor meant to replace."""
+    for key in course.params:
+        if key != "*" and key not in available:
+            raise UsageError(t("コースファイル {p}: params.{k}: その演習はありません (ある演習: {all})",
+                               "course file {p}: params.{k}: no such exercise (exercises: {all})",
+                               p=Raw(course.path), k=Raw(clean(key)[:80]), all=Raw(", ".join(available))))
