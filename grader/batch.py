@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -37,15 +36,13 @@ from .kube import Api
 from .reports import gradebook_csv, gradescope_json, write_atomic
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
 from .settings import Settings
-from .snapshot import Snapshot
+from .snapshot import Snapshot, valid_namespace
 from .specs import ExerciseSpec
 
 CHUNK = 200
 WRITERS = 16
 RESULTS = "results.json"
 GRADEBOOK = "gradebook.csv"
-# What Kubernetes accepts as a namespace name; anything else could escape DIR as a path.
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def chunk_size() -> int:
@@ -163,9 +160,8 @@ def _by_namespace(results: list[ExerciseResult]) -> dict[str, list[ExerciseResul
 
 
 def safe_name(name: Any) -> bool:
-    """A name Kubernetes accepts for a namespace (a DNS-1123 label), hence safe as one path part
-    of DIR. ``fullmatch``: ``$`` alone would also accept a trailing newline."""
-    return isinstance(name, str) and _NAMESPACE.fullmatch(name) is not None
+    """A namespace name, hence safe as one path part of DIR (``snapshot.valid_namespace``)."""
+    return valid_namespace(name)
 
 
 def shown_name(name: Any) -> str:

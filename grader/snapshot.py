@@ -9,6 +9,7 @@ Checks get a ``View``: plain dicts, read-only by convention, and no way to write
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Iterable, Mapping
 
@@ -26,7 +27,10 @@ class Snapshot:
         # The kubeconfig's own token is redacted from every API message this run shows.
         remember_client(getattr(getattr(api, "_client", None), "configuration", None))
         self.namespaces = list(dict.fromkeys(namespaces))
-        self._wanted = set(self.namespaces)
+        # A name that cannot be a namespace never reaches a URL path ("a/b" would read another
+        # resource): reading it is an error for that name alone.
+        self._readable = [ns for ns in self.namespaces if valid_namespace(ns)]
+        self._wanted = set(self._readable)
         self._lock = threading.Lock()
         self._kinds: dict[str, dict[str, list[Obj]] | None] = {}   # kind → ns → objects
         self._denied: dict[tuple[str, str], InfraError] = {}        # (kind, ns) → why not
@@ -60,7 +64,12 @@ class Snapshot:
         read that failed half way must not leave later readers a partial list (that is, a
         wrong "not found" for whichever students came after the failure)."""
         by_ns: dict[str, list[Obj]] = {ns: [] for ns in self.namespaces}
-        if len(self.namespaces) > 1:
+        for ns in set(self.namespaces) - self._wanted:
+            self._denied[(kind, ns)] = InfraError(t(
+                "{ns} は名前空間の名前ではないため読み取りません (英小文字・数字・ハイフンで 63 文字以内)",
+                "{ns} is not a namespace name (lowercase letters, digits and '-', at most 63), so it is not read",
+                ns=ns))
+        if len(self._readable) > 1:
             try:
                 for obj in self.api.list(kind):
                     ns = namespace_of(obj)
@@ -73,10 +82,10 @@ class Snapshot:
             except ClusterUnavailable:
                 raise
             except InfraError as e:  # failed after retries: an error for everyone, never "no objects"
-                self._denied.update({(kind, ns): e for ns in self.namespaces})
+                self._denied.update({(kind, ns): e for ns in self._readable})
                 self._kinds[kind] = None
                 return
-        for ns in self.namespaces:
+        for ns in self._readable:
             try:
                 by_ns[ns] = [o for o in self.api.list(kind, ns) if isinstance(o, dict)]
             except ClusterUnavailable:
@@ -104,6 +113,15 @@ class Snapshot:
             if kind not in self._served:
                 self._served[kind] = self.api.served(kind)
             return self._served[kind]
+
+
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def valid_namespace(name: Any) -> bool:
+    """A name Kubernetes accepts for a namespace (a DNS-1123 label): safe in a URL path and as
+    one part of a file path. ``fullmatch``: ``$`` would also accept a trailing newline."""
+    return isinstance(name, str) and _NAMESPACE_NAME.fullmatch(name) is not None
 
 
 def metadata_of(obj: Any) -> dict[str, Any]:

@@ -194,3 +194,22 @@ def test_batch_reports_isolate_malformed_and_unsafe_namespaces(alone, tmp_path, 
     for name, row in unsafe_rows.items():
         assert row["errors"] == "ex1 ex2" and row["total"] == "", (name, row)
         assert "\x00" not in name and "\x1b" not in name and "\n" not in name and len(name) < 100
+
+
+def test_an_unsafe_name_outside_a_batch_is_an_error_for_it_alone(alone, tmp_path):
+    """``grade`` without --out (names from a pattern or selector come from the API server): a name
+    that is not a namespace name is never put in a URL, and is an ERROR for itself only."""
+    names = [GOOD[0], "a/b", "..", "a\x00b", GOOD[1]]
+    with _double(True) as double:
+        api = _api(double, tmp_path)
+        try:
+            run = grade_on(api, SETTINGS, [SETTINGS.exercise(e) for e in EXERCISES], names, student=False, wait=0)
+        finally:
+            api.close()
+        assert not any("/a/b" in r or "/../" in r or "/namespaces/../" in r or "\x00" in r for r in double.requests)
+    for ns in GOOD:
+        assert _outcomes(run.results, ns) == alone[ns], ns
+    for ns in names[1:4]:
+        got = _outcomes(run.results, ns)
+        assert got and {o for o, _ in got.values()} == {Outcome.ERROR}, (ns, got)
+        assert all("is not a namespace name" in m for _, m in got.values())
