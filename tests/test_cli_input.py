@@ -173,6 +173,31 @@ def test_the_console_report_is_printed_when_junit_cannot_be_written_after_gradin
     assert "the grade is the one shown above" in line
 
 
+def test_a_batch_that_cannot_write_its_reports_after_grading_says_which_file(kubeconfig, fresh_ns, tmp_path):
+    """--out's folder replaced by a file during a 5 s batch: one line naming the file, exit 3
+    (not an internal error)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
+                             "--wait", "5", "--lang", "en", "--quiet", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and not any(out.iterdir())) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # past the write check; the batch re-observes for 5 s
+        assert proc.poll() is None and out.is_dir() and not any(out.iterdir())
+        out.rmdir()
+        out.write_text("now a file\n")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    (line,) = _lines(err)
+    assert line.startswith(f"grade: cannot read or write {out}") and "internal error" not in line
+
+
 # --- output read by someone else -------------------------------------------------------------------
 def _closed_early(argv: list[str], *, unbuffered: bool) -> tuple[int, str]:
     """Run the grader with the read end of its stdout closed before it writes a byte."""
