@@ -1,0 +1,429 @@
+"""Hostile answers (gzip bomb, 1 GiB, endless chunked, 1 B/s, forged Status 500/401/403) through a route and the service proxy: bounded in memory and time, graded as the student's answer, never ERROR.
+
+The hostile servers are real loopback HTTP servers: a router for route probes, and the
+independent API double (``tests/apidouble.py``) for the service proxy, whose proxy path hands
+the request to the hostile handler exactly as kube-apiserver streams a pod's answer. Memory and
+time are measured in a child process that grades a class of 16 hostile namespaces and 4 good ones.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from grader.commands import grade_on
+from grader.errors import ApiError, CannotSee
+from grader.kube import Api, RetryPolicy
+from grader.probes import MAX_BODY, Probe
+from grader.results import Outcome
+from grader.settings import Settings
+from tests.apidouble import ApiDouble, load_fixture, status
+
+FIXTURE = Path(__file__).parent / "fixtures" / "real" / "isolation-hello-httpd.yaml"
+SETTINGS = Settings(lang="en", wait=0.0, quiet=True)
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+# --- hostile answers --------------------------------------------------------------------------
+def _gzip_bomb_pieces() -> tuple[bytes, bytes]:
+    """(first, next): a gzip stream of 16 MiB zero blocks, each fully flushed so the next block's
+    compressed bytes repeat exactly; 640 blocks inflate to 10 GiB, sent without holding them."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(16 << 20)
+    first = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    return first, c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+
+
+_BOMB: list[tuple[bytes, bytes]] = []
+_BOMB_LOCK = threading.Lock()
+
+
+def _write(h: BaseHTTPRequestHandler, code: int, headers: dict[str, str], pieces: Iterator[bytes],
+           pause: float = 0.0) -> None:
+    """Send an answer piece by piece until done or until the grader hangs up."""
+    try:
+        h.send_response(code)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        for piece in pieces:
+            h.wfile.write(piece)
+            h.wfile.flush()
+            if pause:
+                time.sleep(pause)
+    except OSError:
+        pass                    # the grader hung up: that is the point
+    h.close_connection = True
+
+
+def gzip_bomb(h: BaseHTTPRequestHandler) -> None:
+    with _BOMB_LOCK:
+        if not _BOMB:
+            _BOMB.append(_gzip_bomb_pieces())
+    first, again = _BOMB[0]
+    _write(h, 200, {"Content-Type": "text/html", "Content-Encoding": "gzip", "Connection": "close"},
+           iter([first, *[again] * 639]))
+
+
+def gib_body(h: BaseHTTPRequestHandler) -> None:
+    piece = b"x" * (64 << 10)
+    _write(h, 200, {"Content-Type": "text/plain", "Content-Length": str(1 << 30)}, (piece for _ in range(1 << 14)))
+
+
+def endless_chunked(h: BaseHTTPRequestHandler) -> None:
+    chunk = b"%x\r\n%s\r\n" % (8192, b"y" * 8192)
+
+    def forever() -> Iterator[bytes]:
+        while True:
+            yield chunk
+    _write(h, 200, {"Content-Type": "text/plain", "Transfer-Encoding": "chunked"}, forever())
+
+
+def one_byte_a_second(h: BaseHTTPRequestHandler) -> None:
+    _write(h, 200, {"Content-Type": "text/plain", "Content-Length": "1000"}, (b"z" for _ in range(1000)), pause=1.0)
+
+
+def brotli(h: BaseHTTPRequestHandler) -> None:
+    _write(h, 200, {"Content-Encoding": "br", "Content-Length": "4"}, iter([b"\x0b\x01\x80\x00"]))
+
+
+def _forged(code: int, reason: str, message: str) -> Handler:
+    """A pod answering a Status body that reads exactly like the API server's own."""
+    body = json.dumps(status(code, reason, message)).encode()
+
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        _write(h, code, {"Content-Type": "application/json", "Content-Length": str(len(body))}, iter([body]))
+    return handler
+
+
+FORGED_500 = _forged(500, "InternalError", "Internal error occurred: etcdserver: request timed out \x1b[2J")
+FORGED_401 = _forged(401, "Unauthorized", "Unauthorized")
+FORGED_403 = _forged(403, "Forbidden", 'services "hello:80" is forbidden: User "grader" cannot get resource '
+                                       '"services/proxy" in API group "" in the namespace')
+
+
+def _serve_http(h: BaseHTTPRequestHandler) -> None:
+    _write(h, 200, {"Content-Type": "text/html", "Content-Length": "35"}, iter([b"<html><body>It works!</body></html>"]))
+
+
+# --- route probes -----------------------------------------------------------------------------
+class Router:
+    """A loopback server answering every request with ``handler`` (the grader's --router)."""
+
+    def __init__(self, handler: Handler) -> None:
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                handler(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.address = "%s:%d" % self.httpd.server_address[:2]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def router() -> Iterator[Callable[[Handler], Router]]:
+    made: list[Router] = []
+
+    def make(handler: Handler) -> Router:
+        made.append(Router(handler))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def _url(address: str, timeout: float = 5.0) -> tuple[Any, float]:
+    started = time.monotonic()
+    answer = Probe(None, router=address, timeout=timeout).url("hostile.apps.sandbox.local")  # type: ignore[arg-type]
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize("handler", [gzip_bomb, gib_body, endless_chunked], ids=["gzip-bomb", "1-gib", "endless-chunked"])
+def test_route_page_is_cut_at_one_mebibyte(router, handler):
+    answer, _ = _url(router(handler).address)
+    assert answer.status == 200 and answer.error is None, answer.error
+    assert len(answer.body) == MAX_BODY and answer.cut
+    assert set(answer.body) == {0 if handler is gzip_bomb else answer.body[0]}   # the bomb is unpacked, capped
+
+
+def test_route_page_that_trickles_ends_at_the_deadline(router):
+    answer, elapsed = _url(router(one_byte_a_second).address, timeout=2.0)
+    assert answer.status == 200 and answer.error == "no complete answer within 2 s"
+    assert 1.9 <= elapsed < 4.0, elapsed
+
+
+def test_route_connect_time_counts_in_the_deadline():
+    """A router whose accept queue is full never completes the TCP handshake (the kernel drops
+    the SYN): the probe still ends at its one deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):          # fill the accept queue; later handshakes are dropped
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(listener.getsockname())
+            fillers.append(s)
+        time.sleep(0.2)
+        answer, elapsed = _url("%s:%d" % listener.getsockname(), timeout=1.5)
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert answer.status == 0 and answer.error is not None
+    if "within" not in answer.error:
+        pytest.skip(f"this kernel completed or refused the handshake ({answer.error})")
+    assert answer.error == "no complete answer within 1.5 s" and 1.4 <= elapsed < 3.5, (answer.error, elapsed)
+
+
+def test_route_compressed_page_the_grader_does_not_unpack_is_refused(router):
+    answer, _ = _url(router(brotli).address)
+    assert answer.status == 200 and answer.body == b""
+    assert answer.error is not None and "compressed (br)" in answer.error
+
+
+# --- the service proxy (API double) -----------------------------------------------------------
+def _student(namespace: str, n: int) -> list[dict[str, Any]]:
+    """The recorded ex1 + ex2 solution moved to ``namespace`` with a pod IP of its own, and the
+    Namespace itself (shape of `kubectl get namespace NAME -o yaml`, kubernetes/website
+    content/en/docs/tasks/administer-cluster/namespaces.md: spec.finalizers, status.phase)."""
+    ip = f"10.88.{n // 250}.{n % 250 + 2}"
+    out: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": namespace, "labels": {"kubernetes.io/metadata.name": namespace}},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}]
+    for obj in load_fixture(FIXTURE):
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["namespace"] = namespace
+        if obj["kind"] == "Pod":
+            obj["status"]["podIP"], obj["status"]["podIPs"] = ip, [{"ip": ip}]
+        elif obj["kind"] == "EndpointSlice":
+            for ep in obj["endpoints"]:
+                ep["addresses"], ep["targetRef"]["namespace"] = [ip], namespace
+        elif obj["kind"] == "Endpoints":
+            for sub in obj["subsets"]:
+                for a in sub["addresses"]:
+                    a["ip"], a["targetRef"]["namespace"] = ip, namespace
+        out.append(obj)
+    return out
+
+
+def _double(answers: dict[str, Handler]) -> ApiDouble:
+    """A class: one namespace per entry, each student's service answering with its handler."""
+    double = ApiDouble([o for n, ns in enumerate(answers) for o in _student(ns, n)])
+    for ns, handler in answers.items():
+        double.route(f"/api/v1/namespaces/{ns}/services/hello:80/proxy", handler)
+    return double
+
+
+def _api(double: ApiDouble, tmp_path: Path, deadline: float = 4.0) -> Api:
+    return Api(kubeconfig=str(double.write_kubeconfig(tmp_path / "kubeconfig")), retry=RetryPolicy(deadline=deadline))
+
+
+@pytest.mark.parametrize("handler", [gzip_bomb, gib_body, endless_chunked], ids=["gzip-bomb", "1-gib", "endless-chunked"])
+def test_proxy_answer_is_cut_at_one_mebibyte_and_asked_uncompressed(tmp_path, handler):
+    seen: list[str | None] = []
+
+    def recording(h: BaseHTTPRequestHandler) -> None:
+        seen.append(h.headers.get("Accept-Encoding"))
+        handler(h)
+
+    with _double({"student": recording}) as double:
+        api = _api(double, tmp_path)
+        try:
+            answer = api.service_proxy("student", "hello", 80, "/")
+        finally:
+            api.close()
+    assert seen == ["identity"]
+    assert answer.status == 200 and answer.error is None and answer.cut and len(answer.body) == MAX_BODY
+    assert set(answer.body) == {0 if handler is gzip_bomb else answer.body[0]}
+
+
+def _sleeps(seconds: float) -> Handler:
+    def handler(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(seconds)
+        _serve_http(h)
+    return handler
+
+
+@pytest.mark.parametrize("handler", [one_byte_a_second, _sleeps(8)], ids=["1-byte-a-second", "headers-after-8-s"])
+def test_proxy_answer_ends_at_the_deadline(tmp_path, handler):
+    """Connect, headers and body share one deadline: a trickle is cut by the watchdog, a pod
+    that never sends its headers by the socket's timeout; the API server answers the control
+    request, so both are the student's slow page."""
+    with _double({"student": handler}) as double:
+        api = _api(double, tmp_path)
+        try:
+            started = time.monotonic()
+            answer = api.service_proxy("student", "hello", 80, "/", timeout=1.5)
+            elapsed = time.monotonic() - started
+        finally:
+            api.close()
+    assert answer.error == "no complete answer within 1.5 s", answer
+    assert 1.4 <= elapsed < 3.5, elapsed
+
+
+@pytest.mark.parametrize("handler,code,said", [
+    (FORGED_500, 500, "Internal error occurred: etcdserver: request timed out"),
+    (FORGED_401, 401, "Unauthorized"),
+    (FORGED_403, 403, 'services "hello:80" is forbidden'),
+], ids=["forged-status-500", "forged-status-401", "forged-status-403"])
+def test_a_forged_status_is_the_students_answer(tmp_path, handler, code, said):
+    """The pod's Status reads like the API server's; the control request (a port no pod can
+    serve) is answered by the API server, so it is the student's failure, never an ERROR, and a
+    forged 401 does not stop the run."""
+    with _double({"forger": handler}) as double:
+        api = _api(double, tmp_path)
+        try:
+            answer = api.service_proxy("forger", "hello", 80, "/", timeout=1.0)
+        finally:
+            api.close()
+        controls = [r for r in double.requests if "grader-control-probe" in r]
+    assert answer.status == code and answer.error is not None
+    assert answer.error.startswith("from the service itself: ") and said in answer.error
+    assert "\x1b" not in answer.error
+    assert len(controls) == 1
+
+
+def test_the_grader_may_not_use_the_proxy_is_an_error(tmp_path):
+    """A real RBAC denial: the control request is refused too, so the check is an ERROR that
+    names the permission, not the student's failure."""
+    denied = _forged(403, "Forbidden", 'services "hello" is forbidden: User "grader" cannot get resource '
+                                       '"services/proxy" in API group "" in the namespace "student"')
+    with ApiDouble([o for o in _student("student", 1)]) as double:
+        double.route("/api/v1/namespaces/student/services/", denied)    # the control path too
+        api = _api(double, tmp_path)
+        try:
+            with pytest.raises(CannotSee) as info:
+                api.service_proxy("student", "hello", 80, "/", timeout=1.0)
+        finally:
+            api.close()
+    assert info.value.status == 403 and "may not use the service proxy" in info.value.message.en
+
+
+def test_an_api_server_outage_on_the_proxy_is_an_error(tmp_path):
+    """The API server itself keeps failing (the control request as well): ERROR with its words."""
+    down = _forged(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+    with ApiDouble([o for o in _student("student", 1)]) as double:
+        double.route("/api/v1/namespaces/student/services/", down)
+        api = _api(double, tmp_path, deadline=1.0)
+        try:
+            with pytest.raises(ApiError) as info:
+                api.service_proxy("student", "hello", 80, "/", timeout=1.0)
+        finally:
+            api.close()
+    assert not isinstance(info.value, CannotSee)
+    assert info.value.status == 503 and "kept answering 503" in info.value.message.en
+    assert "unable to handle the request" in info.value.message.en
+
+
+# --- a class of hostile students, in a child process -------------------------------------------
+HOSTILE: dict[str, Handler] = {
+    **{f"bomb-{i}": gzip_bomb for i in range(3)},
+    **{f"gib-{i}": gib_body for i in range(3)},
+    **{f"chunked-{i}": endless_chunked for i in range(3)},
+    **{f"trickle-{i}": one_byte_a_second for i in range(2)},
+    **{f"forged500-{i}": FORGED_500 for i in range(2)},
+    "forged401": FORGED_401, "forged403": FORGED_403, "brotli": brotli,
+}
+GOOD = [f"good-{i}" for i in range(4)]
+# The service-answers verdict each hostile answer gets (see README, "Security and reliability").
+EXPECTED = {"bomb": (Outcome.PASSED, None), "gib": (Outcome.PASSED, None), "chunked": (Outcome.PASSED, None),
+            "trickle": (Outcome.FAILED, "no complete answer within 5 s"),
+            "forged500": (Outcome.FAILED, "status 500"), "forged401": (Outcome.FAILED, "status 401"),
+            "forged403": (Outcome.FAILED, "status 403"), "brotli": (Outcome.FAILED, "compressed (br)")}
+
+CHILD = """
+import json, resource, sys, time
+from concurrent.futures import ThreadPoolExecutor
+started = time.monotonic()
+from grader.commands import grade_on
+from grader.kube import Api, RetryPolicy
+from grader.probes import Probe
+from grader.settings import Settings
+settings = Settings(lang="en", wait=0.0, quiet=True)
+api = Api(kubeconfig=sys.argv[1], retry=RetryPolicy(deadline=4.0))
+probe = Probe(api, router=sys.argv[3])
+with ThreadPoolExecutor(16) as pool:      # 16 hostile route pages while the class is graded
+    pages = pool.map(lambda i: probe.url(f"h{i}.apps.sandbox.local"), range(16))
+    run = grade_on(api, settings, [settings.exercise("ex2")], sys.argv[2].split(","), student=False, wait=0)
+    graded = time.monotonic()
+    pages = list(pages)
+print(json.dumps({
+    "checks": {r.namespace: {c.check_id: [c.outcome.value, c.message.en if c.message else None] for c in r.checks}
+               for r in run.results},
+    "pages": [[p.status, len(p.body), p.error] for p in pages],
+    "graded_s": graded - started, "wall_s": time.monotonic() - started,
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_a_class_of_hostile_services_is_graded_in_bounded_memory_and_time(tmp_path):
+    """16 hostile services probed in parallel next to 4 good ones, and 16 hostile route pages:
+    the child grading them stays under 300 MB and 20 s, the good students get full marks, and
+    each hostile answer gets its documented verdict with every other check unaffected."""
+    kinds = list(HOSTILE.values())
+    by_path = {f"/h{i}": kinds[i] for i in range(16)}
+
+    def page(h: BaseHTTPRequestHandler) -> None:
+        by_path.get(f"/{h.headers.get('Host', '').split('.')[0]}", _serve_http)(h)
+
+    namespaces = [*HOSTILE, *GOOD]
+    with _double({**HOSTILE, **{ns: _serve_http for ns in GOOD}}) as double:
+        hostile_router = Router(page)
+        try:
+            kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig")
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-c", CHILD, str(kubeconfig), ",".join(namespaces),
+                                   hostile_router.address], capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+            wall = time.monotonic() - started
+        finally:
+            hostile_router.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout)
+    assert got["rss_mb"] < 300, got["rss_mb"]
+    assert wall < 20, (wall, got["graded_s"], got["wall_s"])
+    print(f"child: {got['rss_mb']:.0f} MB, graded in {got['graded_s']:.1f} s, {got['wall_s']:.1f} s in all, {wall:.1f} s wall")
+    checks = got["checks"]
+    for ns in GOOD:
+        assert {o for o, _ in checks[ns].values()} == {"passed"}, checks[ns]
+    for ns in HOSTILE:
+        outcome, message = checks[ns].pop("service-answers")
+        want, says = EXPECTED[ns.split("-")[0]]
+        assert outcome == want.value and (says is None or says in (message or "")), (ns, outcome, message)
+        if ns.startswith("forged"):
+            assert "from the service itself" in message and "\x1b" not in message, message
+        assert {o for o, _ in checks[ns].values()} == {"passed"}, (ns, checks[ns])
+    pages = got["pages"]
+    for i, (code, size, error) in enumerate(pages):
+        kind = kinds[i]
+        if kind in (gzip_bomb, gib_body, endless_chunked):
+            assert (code, size, error) == (200, MAX_BODY, None), (i, code, size, error)
+        elif kind is one_byte_a_second:
+            assert error == "no complete answer within 5 s", (i, error)
+        elif kind is brotli:
+            assert error is not None and "compressed (br)" in error
+        else:
+            assert code in (500, 401, 403) and error is None    # a route page: its status is the verdict
