@@ -8,6 +8,9 @@ connection errors into the project's errors using the Status body's ``message``:
 * 401, unreachable, TLS, missing kubeconfig  → ``ClusterUnavailable`` (the run stops, exit 3)
 * 403, or a kind the server does not serve   → ``CannotSee`` (that check is an *error*)
 * other statuses after retries                → ``ApiError``
+
+Through the service proxy a pod may answer anything, Status bodies included: ``Api.fetch`` reads
+such answers within hard bounds and ``grader.proxy`` decides whose answer it is.
 """
 from __future__ import annotations
 

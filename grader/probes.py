@@ -3,9 +3,12 @@
 The probe holds the safety rules, because the hosts it is asked to fetch come from students'
 objects: a route host is requested only if it lies under one of the cluster's route domains, or
 through ``--router`` (which only sends the Host header to a known router); never an IP address,
-localhost, or a host another namespace's route holds. No redirects are followed, answers are cut
-at 1 MiB, and every request ends after 5 s however slowly the page trickles in. Answers are cached
-for one observation, so a batch makes one request per target, not one per check.
+localhost, or a host another namespace's route holds. No redirects are followed; a route page and a
+service-proxy answer are bounded alike (``grader.bounded``): ``Accept-Encoding: identity``, at most
+1 MiB kept (a gzip/deflate answer is unpacked only up to that), and one 5 s deadline for connect,
+headers and body however slowly the page trickles in. Whose answer a service-proxy reply is -- the
+student's or the API server's -- is ``grader.proxy``'s question. Answers are cached for one
+observation, so a batch makes one request per target, not one per check.
 """
 from __future__ import annotations
 
