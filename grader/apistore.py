@@ -318,7 +318,7 @@ class Store:
         if meta.get("deletionTimestamp") and isinstance(pending, int) and pending <= period:
             return _copy(obj)
         new = _copy(obj)
-        at = datetime.now(timezone.utc) + timedelta(seconds=period)
+        at = datetime.now(timezone.utc) + timedelta(seconds=min(period, 10**9))   # no year-10000 overflow
         new["metadata"]["deletionTimestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
         new["metadata"]["deletionGracePeriodSeconds"] = period
         if dry_run:

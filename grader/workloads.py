@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .ctlutil import resolve_target
+
 __all__ = ["Image", "lookup_image", "serve", "listening_ports", "Unavailable",
            "service_backend", "endpoint_backend"]
 
@@ -232,11 +234,8 @@ def service_backend(store: Any, namespace: str, service: str, port_ref: str) -> 
 
 
 def pod_port(pod: dict, port_ref: str) -> int:
-    """A pod port given by number or container port name."""
-    if port_ref.isdigit():
-        return int(port_ref)
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("name") == port_ref:
-                return int(p["containerPort"])
-    raise Unavailable(503, f"no such port {port_ref!r} on pod \"{pod['metadata']['name']}\"")
+    """A pod port given by number or container port name, resolved as a Service's targetPort is."""
+    port = resolve_target(pod, port_ref)
+    if port is None:
+        raise Unavailable(503, f"no such port {port_ref!r} on pod \"{pod['metadata']['name']}\"")
+    return port

@@ -249,6 +249,20 @@ def test_namespace_with_terminating_pods_is_deleted(slow, slow_clients):
     assert e.value.status == 404
 
 
+def test_odd_delete_options_are_refused_or_bounded(cluster, api, fresh_ns):
+    """A malformed grace period is a 400 from the API, and an absurd one still answers (no crash)."""
+    auth = {"Authorization": f"Bearer {cluster.token}"}
+    api.create(web_pod("odd", {"app": "o"}, terminationGracePeriodSeconds=10**12), fresh_ns)
+    cluster.settle()
+    url = f"{cluster.url}/api/v1/namespaces/{fresh_ns}/pods/odd"
+    r = requests.delete(url, params={"gracePeriodSeconds": "soon"}, headers=auth, timeout=10)
+    assert r.status_code == 400 and r.json()["reason"] == "BadRequest"
+    r = requests.delete(url, headers=auth, timeout=10)
+    assert r.status_code == 200 and r.json()["metadata"]["deletionGracePeriodSeconds"] == 10**12
+    cluster.settle()        # the sandbox still ends it after its short grace
+    assert api.list("Pod", fresh_ns) == []
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_delete_waits_until_the_pod_is_gone(cluster, api, fresh_ns, kubeconfig):
     api.create(web_pod("k", {"app": "k"}), fresh_ns)
