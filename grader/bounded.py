@@ -109,10 +109,17 @@ def read_body(read1: Callable[[int], bytes], encoding: str | None, max_body: int
                     if not chunk:
                         break
     except zlib.error as e:
-        return Body(bytes(out[:max_body]), error=f"the answer's {coding} content is corrupt ({str(e)[:80]})")
+        return Body(_kept(out, max_body), error=f"the answer's {coding} content is corrupt ({str(e)[:80]})")
     except Exception as e:      # the socket, TLS or chunked framing failed mid-body
         if expired.is_set() or time.monotonic() >= deadline - 0.01:
-            return Body(bytes(out[:max_body]), error=too_slow(seconds))
-        return Body(bytes(out[:max_body]),
+            return Body(_kept(out, max_body), error=too_slow(seconds))
+        return Body(_kept(out, max_body),
                     error=f"the answer broke off after {raw} bytes ({type(e).__name__}: {str(e)[:80]})")
-    return Body(bytes(out[:max_body]), cut=len(out) > max_body)
+    cut = len(out) > max_body
+    return Body(_kept(out, max_body), cut=cut)
+
+
+def _kept(out: bytearray, max_body: int) -> bytes:
+    """The first ``max_body`` bytes, truncated in place: one copy per answer, not two."""
+    del out[max_body:]
+    return bytes(out)
