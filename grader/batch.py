@@ -36,7 +36,8 @@ from .kube import Api
 from .reports import gradebook_csv, gradescope_json, write_atomic
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
 from .settings import Settings
-from .snapshot import Snapshot, valid_namespace
+from .sanitize import valid_namespace
+from .snapshot import Snapshot
 from .specs import ExerciseSpec
 
 CHUNK = 200

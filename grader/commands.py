@@ -21,7 +21,7 @@ from .probes import Probe
 from .results import RunResult
 from .runner import grade as run_checks, student_filter
 from .settings import Settings, data_dir
-from .snapshot import Snapshot
+from .snapshot import Snapshot, metadata_of
 from .specs import ExerciseSpec
 
 
@@ -94,7 +94,7 @@ def _namespaces(api: Api, settings: Settings) -> list[str]:
         except InfraError as e:
             raise UsageError("cannot list namespaces to match --namespace-pattern/--namespace-selector: "
                              f"{e.message.en}; name them with -n instead") from None
-        names = sorted(str((o.get("metadata") or {}).get("name")) for o in found)
+        names = sorted(str(metadata_of(o).get("name")) for o in found)
         if settings.namespace_pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n, settings.namespace_pattern)]
         names = list(dict.fromkeys([*settings.namespaces, *names]))
@@ -148,7 +148,7 @@ def check_named_namespaces(api: Api, names: list[str]) -> None:
 def _listed_namespaces(api: Api) -> set[str] | None:
     """Every namespace's name in one list request, or None where listing is not allowed."""
     try:
-        return {str((o.get("metadata") or {}).get("name")) for o in api.list("Namespace")}
+        return {str(metadata_of(o).get("name")) for o in api.list("Namespace")}
     except ClusterUnavailable:
         raise
     except InfraError:

@@ -88,3 +88,12 @@ def clean(value: Any, limit: int = 160) -> str:
     text = " ".join(strip_escapes(text[:_MAX_INPUT]).split())
     text = redact(text)
     return text if len(text) <= limit else text[:max(limit - 3, 0)] + "..."
+
+
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def valid_namespace(name: Any) -> bool:
+    """A name Kubernetes accepts for a namespace (a DNS-1123 label): safe in a URL path and as
+    one part of a file path. ``fullmatch``: ``$`` would also accept a trailing newline."""
+    return isinstance(name, str) and _NAMESPACE_NAME.fullmatch(name) is not None

@@ -30,11 +30,11 @@ import yaml
 
 from .errors import SpecError, UsageError
 from .i18n import Raw, clean, detect_lang, t
+from .sanitize import valid_namespace
 from .specs import ExerciseSpec, load_exercise
 
 DEFAULT_WAIT = 30.0
 # What Kubernetes accepts as a namespace name (a DNS-1123 label).
-_NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PKG = Path(__file__).resolve().parent
 
 
@@ -229,7 +229,7 @@ def _namespace_names(given: Any) -> list[str]:
         if not name.strip():
             raise UsageError(t("-n/--namespace の名前が空です。採点する名前空間の名前を指定してください。",
                                "-n/--namespace is blank: give the name of the namespace to grade."))
-        if not _NAMESPACE_NAME.match(name):
+        if not valid_namespace(name):
             raise UsageError(t("-n {ns}: 名前空間の名前ではありません (英小文字・数字・ハイフン、63 文字以内)",
                                "-n {ns}: not a namespace name (lowercase letters, digits and '-', at most 63)",
                                ns=name))

@@ -9,14 +9,13 @@ Checks get a ``View``: plain dicts, read-only by convention, and no way to write
 """
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any, Iterable, Mapping
 
 from .errors import CannotSee, ClusterUnavailable, InfraError
 from .i18n import Raw, t
 from .kube import Api, resource
-from .sanitize import remember_client
+from .sanitize import remember_client, valid_namespace
 
 Obj = dict[str, Any]
 
@@ -113,15 +112,6 @@ class Snapshot:
             if kind not in self._served:
                 self._served[kind] = self.api.served(kind)
             return self._served[kind]
-
-
-_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
-def valid_namespace(name: Any) -> bool:
-    """A name Kubernetes accepts for a namespace (a DNS-1123 label): safe in a URL path and as
-    one part of a file path. ``fullmatch``: ``$`` would also accept a trailing newline."""
-    return isinstance(name, str) and _NAMESPACE_NAME.fullmatch(name) is not None
 
 
 def metadata_of(obj: Any) -> dict[str, Any]:

@@ -42,6 +42,15 @@ def test_a_name_kubernetes_would_refuse_never_reaches_a_url(kubeconfig):
                                    "(lowercase letters, digits and '-', at most 63)"]
 
 
+@pytest.mark.parametrize("name", ["student-1\n", "Student1", "a" * 64, "-student"])
+def test_a_name_that_is_almost_a_namespace_is_refused_in_process(name):
+    """A trailing newline passes a ``$``-anchored pattern; the name must match whole."""
+    from grader.errors import UsageError
+    from grader.settings import resolve
+    with pytest.raises(UsageError, match="not a namespace name"):
+        resolve({"namespace": [name]}, {})
+
+
 def test_missing_namespace_is_named_without_waiting_out_wait(kubeconfig):
     """--wait 600 would outlast the 120 s timeout if the grader graded the typo as an empty namespace."""
     proc = run_grade("ex1", "--kubeconfig", str(kubeconfig), "-n", "studnet-typo", "--wait", "600", timeout=120)
