@@ -1,4 +1,4 @@
-"""An unusable cluster or kubeconfig: `grade` exits 3 within 15 s with one actionable stderr line, no traceback.
+"""An unusable cluster or kubeconfig: `grade` exits 3 within 15 s of its first request with one actionable stderr line, no traceback.
 
 Every case runs ``python -m grader`` in a child process (all of them at once, so the black-holed
 server's wait is paid once), against loopback only: a closed port, a socket that accepts and never
@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,14 +41,11 @@ def outcomes(cluster, tmp_path_factory):
     if not cluster.server.https_url:
         pytest.skip("the embedded cluster has no TLS here (openssl missing)")
     base = yaml.safe_load(cluster.write_kubeconfig(tmp / "good").read_text())
-    black_hole = socket.socket()
-    black_hole.bind(("127.0.0.1", 0))
-    black_hole.listen(16)                       # accepts (kernel backlog), never reads or answers
+    holes = {name: _BlackHole() for name in ("black-hole", "black-hole-batch")}
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()
-    hole = f"127.0.0.1:{black_hole.getsockname()[1]}"
 
     def kubeconfig(name: str, change) -> str:
         doc = yaml.safe_load(yaml.safe_dump(base))
@@ -67,10 +65,11 @@ def outcomes(cluster, tmp_path_factory):
     cases = {
         "closed-port": (["ex1", "--kubeconfig", kubeconfig("closed", server(f"https://127.0.0.1:{closed_port}"))],
                         [f"127.0.0.1:{closed_port}", "connection refused", "oc login"]),
-        "black-hole": (["ex1", "--kubeconfig", kubeconfig("hole", server(f"https://{hole}"))],
-                       [hole, "no answer", "oc login"]),
+        "black-hole": (["ex1", "--kubeconfig", kubeconfig("hole", server(f"https://{holes['black-hole'].address}"))],
+                       [holes["black-hole"].address, "no answer", "oc login"]),
         "black-hole-batch": (["ex1", "--namespace-pattern", "student-*", "--kubeconfig",
-                              kubeconfig("hole-http", server(f"http://{hole}"))], [hole, "no answer"]),
+                              kubeconfig("hole-http", server(f"http://{holes['black-hole-batch'].address}"))],
+                             [holes["black-hole-batch"].address, "no answer"]),
         "wrong-ca": (["ex1", "--kubeconfig", kubeconfig("ca", lambda d: d["clusters"][0]["cluster"].update(
             {"certificate-authority-data": ca}))], ["TLS", cluster.server.https_url, "certificate-authority"]),
         "bad-token": (["ex1", "--kubeconfig", kubeconfig("token", lambda d: d["users"][0]["user"].update(
@@ -101,9 +100,43 @@ def outcomes(cluster, tmp_path_factory):
     out = {}
     for name, (t0, proc) in procs.items():
         stdout, stderr = proc.communicate(timeout=60)
+        if name in holes:   # from the grader's first request: interpreter start-up is the machine's load
+            t0 = holes[name].first_contact or t0
         out[name] = (proc.returncode, ended.get(name, time.monotonic()) - t0, stdout, stderr, cases[name][1])
-    black_hole.close()
+    for hole in holes.values():
+        hole.close()
     return out
+
+
+class _BlackHole:
+    """A loopback port that accepts connections and never answers, noting when the first came.
+
+    Timing a black-holed run from that first connection measures what the grader controls (its
+    retry deadline, a timer) rather than how long a loaded machine takes to start Python."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.address = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self.first_contact: float | None = None
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            if self.first_contact is None:
+                self.first_contact = time.monotonic()
+            self._held.append(conn)      # never read, never answered, kept open
+
+    def close(self) -> None:
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
 
 
 CASES = ["closed-port", "black-hole", "black-hole-batch", "wrong-ca", "bad-token", "missing-file",
