@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
+from .sanitize import clean, remember_client
 
 # Where a pod's service account token, CA and namespace are mounted (in-cluster config).
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -198,6 +199,7 @@ class Api:
         cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 32)
         self.server = cfg.host
         self._client = client.ApiClient(cfg)
+        remember_client(cfg)    # its token is redacted from every message the run shows, from now on
 
     def _read_context(self, path: str, context: str | None) -> None:
         import yaml
@@ -464,7 +466,6 @@ def _status_doc(body: Any) -> dict[str, Any] | None:
 
 def _status_message(body: Any) -> str | None:
     """The Status ``message`` (else ``reason``, else the body's start), cleaned (``sanitize``)."""
-    from .sanitize import clean
     doc = _status_doc(body)
     if doc is not None or not body:
         return clean(doc.get("message") or doc.get("reason") or "", 300) if doc is not None else None
@@ -481,5 +482,4 @@ def _retry_after(headers: Any) -> float | None:
 
 def _short(e: Any) -> str:
     """One clean line of at most 160 characters (``sanitize.clean``): the server chose the text."""
-    from .sanitize import clean
     return clean(e, 160)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from .errors import CannotSee, ClusterUnavailable, InfraError
 from .i18n import Raw, t
 from .kube import Api, resource
-from .sanitize import remember_client, valid_namespace
+from .sanitize import valid_namespace
 
 Obj = dict[str, Any]
 
@@ -23,8 +23,6 @@ Obj = dict[str, Any]
 class Snapshot:
     def __init__(self, api: Api, namespaces: Iterable[str]) -> None:
         self.api = api
-        # The kubeconfig's own token is redacted from every API message this run shows.
-        remember_client(getattr(getattr(api, "_client", None), "configuration", None))
         self.namespaces = list(dict.fromkeys(namespaces))
         # A name that cannot be a namespace never reaches a URL path ("a/b" would read another
         # resource): reading it is an error for that name alone.

@@ -163,3 +163,14 @@ def test_a_401_message_reaches_stderr_clean(tmp_path, capsys):
     _no_leak(err, "stderr")
     assert len([line for line in err.splitlines() if "FAKE" in line]) <= 1
     assert not any(line.startswith("FAKE") for line in err.splitlines())
+
+
+def test_the_kubeconfig_token_is_redacted_from_the_first_request_on(tmp_path):
+    """The -n existence check answers before any snapshot exists: its error is cleaned all the same."""
+    with ApiDouble(token=TOKEN) as double:
+        double.route("/api/v1/namespaces/student", lambda h: h.send_json(500, status(500, "InternalError",
+                                                                                     f"etcd said {TOKEN}")))
+        api = _api(double, tmp_path, deadline=0.5)
+        with pytest.raises(ApiError) as e:
+            api.get("Namespace", "student")
+    assert TOKEN not in e.value.message.en and "[redacted]" in e.value.message.en
