@@ -265,9 +265,13 @@ def expect_http_ok(answer: HttpAnswer, what: Text, command: str, contains: str |
             raise InfraError(t("{what} の応答が大きすぎ、採点側で全体を保持できませんでした ({want} を確認できません)。",
                                "the answer of {what} was too large for the grader to keep whole ({want} could not be checked).",
                                what=what, want=contains))
-        fail(t("{what} の応答に {want} が含まれていません (先頭: {got})。",
-               "the answer of {what} does not contain {want} (it begins {got}).",
-               what=what, want=contains, got=answer.text[:80]), command)
+        message = t("{what} の応答に {want} が含まれていません (先頭: {got})。",
+                    "the answer of {what} does not contain {want} (it begins {got}).",
+                    what=what, want=contains, got=answer.text[:80])
+        if answer.cut:      # the student's page is over the probe's cap: say so, it explains the miss
+            message += t(" 応答が 1 MiB を超えたため、採点では先頭の 1 MiB だけを読みました。",
+                         " The answer is over 1 MiB; the grader reads only its first MiB.")
+        fail(message, command)
 
 
 def expect_http_answer(answer: HttpAnswer, what: Text, command: str) -> None:

@@ -170,7 +170,7 @@ def test_route_page_is_cut_at_one_mebibyte(router, handler):
 def test_route_page_that_trickles_ends_at_the_deadline(router):
     answer, elapsed = _url(router(one_byte_a_second).address, timeout=2.0)
     assert answer.status == 200 and answer.error == "no complete answer within 2 s"
-    assert 1.9 <= elapsed < 4.0, elapsed
+    assert 1.9 <= elapsed < 3 * 2.0, elapsed
 
 
 def test_route_connect_time_counts_in_the_deadline():
@@ -195,7 +195,7 @@ def test_route_connect_time_counts_in_the_deadline():
     assert answer.status == 0 and answer.error is not None
     if "within" not in answer.error:
         pytest.skip(f"this kernel completed or refused the handshake ({answer.error})")
-    assert answer.error == "no complete answer within 1.5 s" and 1.4 <= elapsed < 3.5, (answer.error, elapsed)
+    assert answer.error == "no complete answer within 1.5 s" and 1.4 <= elapsed < 3 * 1.5, (answer.error, elapsed)
 
 
 def test_route_compressed_page_the_grader_does_not_unpack_is_refused(router):
@@ -281,7 +281,7 @@ def test_proxy_answer_ends_at_the_deadline(tmp_path, handler):
         finally:
             api.close()
     assert answer.error == "no complete answer within 1.5 s", answer
-    assert 1.4 <= elapsed < 3.5, elapsed
+    assert 1.4 <= elapsed < 3 * 1.5, elapsed
 
 
 @pytest.mark.parametrize("handler,code,said", [
@@ -439,3 +439,16 @@ def test_a_class_of_hostile_services_is_graded_in_bounded_memory_and_time(tmp_pa
             assert error is not None and "compressed (br)" in error
         else:
             assert code in (500, 401, 403) and error is None    # a route page: its status is the verdict
+
+
+def test_a_page_over_the_cap_that_misses_the_text_says_the_grader_read_one_mebibyte(router):
+    """The expected text past the first MiB is a failure (the student's page is abnormal), and the
+    message says why the grader did not see it."""
+    from grader.checks import expect_http_ok
+    from grader.errors import CheckFailed
+    from grader.i18n import t
+    answer, _ = _url(router(gib_body).address)
+    with pytest.raises(CheckFailed) as e:
+        expect_http_ok(answer, t("ページ", "the page"), "curl", contains="Hello from OpenShift")
+    assert "over 1 MiB; the grader reads only its first MiB" in e.value.message.en
+    assert "1 MiB を超えた" in e.value.message.ja
