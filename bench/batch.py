@@ -36,9 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.apitypes import resource_for_kind  # noqa: E402
+from grader.cluster.apitypes import resource_for_kind  # noqa: E402
 from grader.manifests import load_path  # noqa: E402
-from grader.sandbox import EmbeddedCluster  # noqa: E402
+from grader.cluster import EmbeddedCluster  # noqa: E402
 from grader.selftest import cases  # noqa: E402
 from grader.settings import Settings, data_dir  # noqa: E402
 

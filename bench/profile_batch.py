@@ -20,7 +20,7 @@ from batch import default_exercise, fill, plan  # noqa: E402
 
 from grader.batch import grade_batch  # noqa: E402
 from grader.kube import Api  # noqa: E402
-from grader.sandbox import EmbeddedCluster  # noqa: E402
+from grader.cluster import EmbeddedCluster  # noqa: E402
 from grader.settings import Settings  # noqa: E402
 
 

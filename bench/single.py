@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
 
-    from grader.commands import apply_files, manifest_files, solution_dir
+    from grader.apply import apply_files, manifest_files, solution_dir
     from grader.kube import Api
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedCluster() as cluster:
         cluster.create_namespace("student")

@@ -30,11 +30,13 @@ from types import FrameType
 from typing import Any, Iterator
 
 from .errors import UsageError
+from .grading import probe_for, progress_bar
 from .i18n import Raw, Text, quote, t
 from .junit import render_junit
 from .kube import Api
 from .reports import gradebook_csv, gradescope_json, write_atomic
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
+from .runner import grade as run_checks
 from .settings import Settings
 from .sanitize import valid_namespace
 from .snapshot import Snapshot
@@ -216,9 +218,6 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces: list[str],
                 out_dir: Path, *, resume: bool = False) -> int:
     """Grade every namespace into ``out_dir``; returns the exit code (``RunResult.exit_code``)."""
-    from .commands import _progress, probe_for
-    from .runner import grade as run_checks
-
     namespaces = list(dict.fromkeys(namespaces))
     refused = {shown_name(ns): rejected(specs, ns) for ns in namespaces if not safe_name(ns)}
     namespaces = [ns for ns in namespaces if safe_name(ns)]
@@ -231,7 +230,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     by_ns.update(refused)
     wait = settings.wait if settings.wait is not None else 0.0
     size = chunk_size()
-    show = _progress(settings, ",".join(exercises))
+    show = progress_bar(settings, ",".join(exercises))
     snapshot = Snapshot(api, todo)                  # one observation for every chunk
     probe = probe_for(api, settings)
     graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]

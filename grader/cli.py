@@ -18,7 +18,6 @@ code is the grade's when it was complete, else 141 as for SIGPIPE.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Sequence
@@ -26,11 +25,10 @@ from typing import Sequence
 from . import __version__
 from .errors import ClusterUnavailable, GraderError, InfraError, UsageError
 from .i18n import Raw, detect_lang, t
-from .results import RunResult
-from .settings import Settings, resolve
+from .output import silence_stdout as _silence_stdout
+from .settings import resolve
 
 COMMANDS = ("list", "show", "demo", "sandbox", "selftest")
-REPORT_NOT_WRITTEN = 3   # the grade is known and printed, but a report file could not be saved
 SIGPIPE_EXIT = 141       # what a shell reports for a command ended by SIGPIPE
 
 
@@ -50,17 +48,6 @@ def _early_lang(args: list[str]) -> str:
             return a.split("=", 1)[1]
     env = os.environ.get("GRADER_LANG")
     return env if env in ("ja", "en") else detect_lang()
-
-
-def _silence_stdout() -> None:
-    """The reader closed stdout (``| head``): send what is left to /dev/null, so neither this
-    write nor the flush at exit raises again (the recipe of Python's signal docs)."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -191,37 +178,6 @@ def _internal(e: Exception, debug: bool) -> int:
     return 4
 
 
-def emit(result: RunResult, ns: argparse.Namespace, settings: Settings, *, include_hidden: bool = False) -> int:
-    """Render a run: console or --json on stdout, then the --junit file; returns the exit code.
-
-    The console report comes first and always: the student sees the grade even when the JUnit
-    file cannot be written (then one line on stderr and exit ``REPORT_NOT_WRITTEN``). A reader
-    that stops early (``| head``) does not keep the JUnit file from being written."""
-    from .junit import write_junit
-    from .reports import render_console, to_json
-
-    try:
-        if getattr(ns, "json", False):
-            print(json.dumps(to_json(result.results, settings.lang), ensure_ascii=False, indent=2))
-        else:
-            print(render_console(result.results, settings.lang, color=sys.stdout.isatty(),
-                                 include_hidden=include_hidden).rstrip("\n"))
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-    if getattr(ns, "junit", None):
-        try:
-            os.makedirs(os.path.dirname(ns.junit) or ".", exist_ok=True)
-            write_junit(ns.junit, result.results, settings.lang)
-        except OSError as e:
-            print("grade: " + t("JUnit レポート {p} を書けませんでした ({why})。採点結果は上に表示したとおりです。",
-                                "could not write the JUnit report {p} ({why}); the grade is the one shown above.",
-                                p=Raw(str(ns.junit)), why=Raw(e.strerror or type(e).__name__)).get(settings.lang),
-                  file=sys.stderr)
-            return REPORT_NOT_WRITTEN
-    return result.exit_code
-
-
 def entry() -> None:  # console_scripts entry point
     code = main()
     try:  # flush here, where a closed pipe can still be handled, not in the interpreter's exit
@@ -231,4 +187,4 @@ def entry() -> None:  # console_scripts entry point
     sys.exit(code)
 
 
-__all__ = ["main", "entry", "emit", "build_parser"]
+__all__ = ["main", "entry", "build_parser"]

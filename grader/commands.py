@@ -1,7 +1,8 @@
 """What each ``grade`` subcommand does; ``cli`` only parses and maps errors to exit codes.
 
-Every path grades the same way: an ``Api`` on some cluster (a real one, or the embedded one for
-``demo``, ``selftest`` and ``--manifests``), a ``Snapshot`` and a ``Probe``, then ``runner.grade``.
+Every path grades the same way (``grading.grade_on``): an ``Api`` on some cluster (a real one, or
+the embedded one for ``demo``, ``selftest`` and ``--manifests``, started through ``grader.embedded``),
+a ``Snapshot`` and a ``Probe``, then ``runner.grade``; ``output.emit`` shows the result.
 """
 from __future__ import annotations
 
@@ -10,79 +11,20 @@ import fnmatch
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
+from .apply import apply_files, manifest_files, solutions_of, with_solutions
+from .batch import grade_batch
 from .errors import ApiError, ClusterUnavailable, InfraError, UsageError
+from .grading import grade_on
 from .i18n import Raw, Text, t
-from .kube import SANDBOX_EXTENSION, Api
-from .probes import Probe
+from .kube import Api
+from .output import emit
 from .results import RunResult
-from .runner import grade as run_checks, student_filter
-from .settings import Settings, data_dir
-from .snapshot import Snapshot, metadata_of
+from .selftest import grade_manifests, run_selftest
+from .settings import Settings
+from .snapshot import metadata_of
 from .specs import ExerciseSpec
-
-
-
-# --- shared pieces ---------------------------------------------------------------------------
-def _progress(settings: Settings, label: str) -> Any:
-    if settings.quiet or not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\r" + " " * (width + len(label) + 24) + "\r")
-        sys.stderr.flush()
-    return show
-
-
-def _waiting(settings: Settings) -> Any:
-    """On a terminal, say why a failing grade takes a while: checks are being re-observed."""
-    if settings.quiet or not sys.stderr.isatty():
-        return None
-
-    def show(n: int, left: float) -> None:
-        if n == 0:
-            sys.stderr.write("\r\x1b[K")
-        else:
-            text = t("失敗中のチェック {n} 件を再確認しています… 残り {s} 秒 (--wait 0 で省略)",
-                     "re-checking {n} failing check(s)… {s} s left (--wait 0 skips this)", n=n, s=round(left))
-            sys.stderr.write("\r\x1b[K" + text.get(settings.lang))
-        sys.stderr.flush()
-    return show
-
-
-def probe_for(api: Api, settings: Settings) -> Probe:
-    """Router and route domains: command line/env/course first, then the sandbox kubeconfig
-    extension, then the cluster's own ingress config where the grader may read it."""
-    ext = api.extensions.get(SANDBOX_EXTENSION, {})
-    router = settings.router or ext.get("router")
-    domains = [d for d in (settings.route_domain, ext.get("routeDomain")) if d]
-    if not domains and not router:
-        try:
-            domain = (api.get("IngressConfig", "cluster").get("spec") or {}).get("domain")
-            if isinstance(domain, str) and domain:
-                domains.append(domain)
-        except InfraError:
-            pass  # not OpenShift, or not readable: route checks will say the domain is unknown
-    return Probe(api, router=router, route_domains=domains)
-
-
-def grade_on(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces: list[str], *,
-             student: bool, wait: float | None = None) -> RunResult:
-    include = student_filter(settings.due_passed()) if student else (lambda c: True)
-    snapshot = Snapshot(api, namespaces)
-    window = wait if wait is not None else max(settings.wait_for(s) for s in specs)
-    label = ",".join(s.id for s in specs)
-    results = run_checks(specs, namespaces, snapshot, probe_for(api, settings), wait=window,
-                         include=include, progress=_progress(settings, label), debug=settings.debug,
-                         waiting=_waiting(settings) if student else None)
-    return RunResult(results)
 
 
 def _namespaces(api: Api, settings: Settings) -> list[str]:
@@ -185,8 +127,6 @@ def _writable_dir(option: str, directory: Path, shown: Path) -> None:
 
 # --- grade EX ----------------------------------------------------------------------------------
 def grade(ns: argparse.Namespace, settings: Settings) -> int:
-    from .cli import emit
-
     specs = [settings.exercise(ex) for ex in dict.fromkeys(ns.exercises)]
     if ns.manifests:
         return _grade_manifests(ns, settings, specs)
@@ -197,7 +137,6 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
         namespaces = _namespaces(api, settings)
         batch = bool(ns.out) or len(namespaces) > 1 or bool(settings.namespace_pattern or settings.namespace_selector)
         if ns.out:
-            from .batch import grade_batch
             return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume)
         result = grade_on(api, settings, specs, namespaces, student=not batch)
         return emit(result, ns, settings, include_hidden=batch)
@@ -205,77 +144,9 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
         api.close()
 
 
-# --- embedded cluster helpers ------------------------------------------------------------------
-@contextmanager
-def embedded(pod_start_delay: float = 0.0, **kwargs: Any) -> Iterator[tuple[Any, Api]]:
-    """An embedded cluster and an Api on it through a generated kubeconfig (the real client path)."""
-    from .sandbox import EmbeddedCluster
-
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp, \
-            EmbeddedCluster(pod_start_delay=pod_start_delay, **kwargs) as cluster:
-        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
-        api = Api(kubeconfig=str(kubeconfig))
-        try:
-            yield cluster, api
-        finally:
-            api.close()
-
-
-def solution_dir(ex_id: str) -> Path:
-    """The shipped reference solution of a built-in exercise."""
-    return data_dir("solutions") / ex_id
-
-
-def solutions_of(spec: ExerciseSpec) -> Path:
-    """``solutions/<id>`` beside the ``exercises/`` directory the spec came from, so a course's
-    own exercises (``--exercises-dir``) bring their own solutions and variants."""
-    return spec.path.parent.parent.parent / "solutions" / spec.id
-
-
-def with_solutions(settings: Settings, ids: list[str]) -> list[ExerciseSpec]:
-    """The named exercises, or every exercise that has a reference solution."""
-    if ids:
-        specs = [settings.exercise(ex) for ex in ids]
-        for spec in specs:
-            if not solutions_of(spec).is_dir():
-                raise UsageError(f"exercise {spec.id} has no reference solution in {solutions_of(spec)}")
-        return specs
-    return [spec for spec in map(settings.exercise, settings.available()) if solutions_of(spec).is_dir()]
-
-
-def apply_files(api: Api, paths: list[Path], namespace: str, recursive: bool = False) -> list[Text]:
-    """Create every object of these manifest files (or directories, read like ``kubectl apply -f``:
-    subfolders only with ``recursive``); returns the problems, each ``file:line: message`` in both
-    languages: a file that does not load, a link, a limit passed, an object refused. The limits of
-    ``grader.manifests`` hold for all the paths together, as one submission."""
-    from .manifests import Budget, load_path
-
-    problems: list[Text] = []
-    budget = Budget()
-    for path in paths:
-        docs, bad = load_path(path, recursive=recursive, budget=budget)
-        problems += [t("{f}:{l}: ", "{f}:{l}: ", f=Raw(str(p.path)), l=p.line or 0) + p.message for p in bad]
-        for doc in docs:
-            try:
-                api.create(doc.obj, namespace)
-            except InfraError as e:
-                problems.append(t("{f}:{l}: 適用できません: {m}", "{f}:{l}: cannot be applied: {m}",
-                                  f=Raw(str(doc.path)), l=doc.line or 0, m=e.message))
-    return problems
-
-
-def manifest_files(directory: Path) -> list[Path]:
-    """The manifests directly in ``directory``, sorted. Links are listed without being followed, so
-    that ``apply_files`` names them as problems instead of a solution silently losing a file."""
-    from .manifests import SUFFIXES
-
-    return sorted(p for p in directory.iterdir() if p.name.lower().endswith(SUFFIXES)
-                  and (p.is_symlink() or p.is_file()))
-
-
 # --- grade demo --------------------------------------------------------------------------------
 def demo(ns: argparse.Namespace, settings: Settings) -> int:
-    from .cli import emit
+    from .embedded import embedded  # only the commands that start a cluster import it
 
     specs = with_solutions(settings, ns.exercises)
     print(t("組み込みクラスターを起動し、模範解答を適用して採点します…",
@@ -286,7 +157,7 @@ def demo(ns: argparse.Namespace, settings: Settings) -> int:
         for spec in specs:
             namespace = f"demo-{spec.id}"
             api.create_namespace(namespace)
-            problems = apply_files(api, manifest_files(solutions_of(spec)), namespace)
+            problems = apply_files(api, manifest_files(solutions_of(spec)), namespace, kinds=cluster.kinds())
             if problems:
                 raise UsageError("reference solution does not apply: " + "; ".join(p.en for p in problems))
         for spec in specs:
@@ -319,17 +190,15 @@ def show(ns: argparse.Namespace, settings: Settings) -> int:
 
 # --- grade sandbox -----------------------------------------------------------------------------
 def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
-    from .sandbox import EmbeddedCluster
+    from .embedded import sandbox as embedded_sandbox  # only the commands that start a cluster import it
 
     lang = settings.lang
-    with EmbeddedCluster(pod_start_delay=ns.pod_start_delay) as cluster:
-        cluster.create_namespace(ns.namespace)
-        path = cluster.write_kubeconfig(Path(ns.kubeconfig_out).resolve(), namespace=ns.namespace)
+    with embedded_sandbox(ns.pod_start_delay, ns.namespace, Path(ns.kubeconfig_out).resolve()) as (url, path):
         print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
                 "  grade ex1 --kubeconfig {k}\nCtrl-C で終了します。",
                 "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
                 "  grade ex1 --kubeconfig {k}\nPress Ctrl-C to stop.",
-                url=Raw(cluster.url), k=Raw(str(path))).get(lang), flush=True)
+                url=Raw(url), k=Raw(str(path))).get(lang), flush=True)
         try:
             import threading
             threading.Event().wait()
@@ -340,10 +209,8 @@ def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
 
 # --- grade selftest / --manifests are in selftest.py -------------------------------------------
 def selftest(ns: argparse.Namespace, settings: Settings) -> int:
-    from .selftest import run_selftest
     return run_selftest(ns, settings)
 
 
 def _grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec]) -> int:
-    from .selftest import grade_manifests
     return grade_manifests(ns, settings, specs)

@@ -27,12 +27,15 @@ from typing import Any, Callable, Iterator
 from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauthorized
 from .i18n import Raw, Text, t
 from .sanitize import clean, remember_client
+from .wire import TRANSIENT as _TRANSIENT, HttpAnswer, Unreachable  # noqa: F401 (HttpAnswer: re-exported)
+from .wire import retry_after as _retry_after, status_doc as _status_doc
 
 # Where a pod's service account token, CA and namespace are mounted (in-cluster config).
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # The embedded cluster records its router and route domain in the kubeconfig under this name.
+# The kubeconfig extension where the embedded cluster names its router and route domain; the
+# cluster writes it under the same name (``grader.cluster.SANDBOX_EXTENSION``), a shared wire format.
 SANDBOX_EXTENSION = "grader.dev/sandbox"
-_TRANSIENT = {429, 500, 502, 503, 504}
 
 
 @dataclass(frozen=True)
@@ -89,22 +92,6 @@ def resource(kind: str) -> Resource:
         raise KeyError(f"grader does not know kind {kind!r}") from None
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
-    """What an HTTP probe saw; ``error`` is set when no HTTP answer came at all."""
-
-    status: int
-    body: bytes = b""
-    error: str | None = None
-    headers: dict[str, str] | None = None
-    clipped: bool = False   # the grader kept only the start of the body (memory budget of a batch)
-    cut: bool = False       # the answer was longer than the probe's cap (1 MiB): ``body`` is its start
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
 @dataclass
 class RetryPolicy:
     """How hard one logical request tries before its failure is reported.
@@ -130,14 +117,6 @@ class RetryPolicy:
         if retry_after is not None:
             return max(0.0, retry_after) + random.uniform(0, self.base)
         return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
-
-
-class Unreachable(ClusterUnavailable):
-    """No HTTP answer at all (refused, reset, timed out, TLS); ``cause`` says which, for retries."""
-
-    def __init__(self, message: Text, cause: str) -> None:
-        super().__init__(message)
-        self.cause = cause
 
 
 class Api:
@@ -455,29 +434,12 @@ class Api:
         return HttpAnswer(raw.status, body.data, error=body.error, headers=dict(raw.headers), cut=body.cut)
 
 
-def _status_doc(body: Any) -> dict[str, Any] | None:
-    """The body as a Kubernetes ``Status`` object, if it is one."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, TypeError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("kind") == "Status" else None
-
-
 def _status_message(body: Any) -> str | None:
     """The Status ``message`` (else ``reason``, else the body's start), cleaned (``sanitize``)."""
     doc = _status_doc(body)
     if doc is not None or not body:
         return clean(doc.get("message") or doc.get("reason") or "", 300) if doc is not None else None
     return clean(body[:600] if isinstance(body, (bytes, str)) else body, 200)
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") if headers else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _short(e: Any) -> str:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import CheckFailed, ClusterUnavailable, GraderError, InfraError
 from .i18n import Raw, Text, t
-from .kube import Api, HttpAnswer
+from .kube import Api
+from .wire import HttpAnswer
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot, View

@@ -29,16 +29,24 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 from .bounded import too_slow
 from .errors import ApiError, CannotSee
 from .i18n import Raw, t
-from .kube import _TRANSIENT, HttpAnswer, Unreachable, _retry_after, _status_doc
 from .sanitize import clean
+from .wire import TRANSIENT as _TRANSIENT, HttpAnswer, Unreachable
+from .wire import retry_after as _retry_after, status_doc as _status_doc
 
-if TYPE_CHECKING:
-    from .kube import Api
+
+class Api(Protocol):
+    """What this module needs of ``grader.kube.Api`` (which calls it: ``Api.service_proxy``), so
+    that the client depends on this module and not the other way round."""
+
+    def fetch(self, path: str, *, deadline: float, max_body: int, seconds: float) -> HttpAnswer: ...
+
+    def _call(self, path: str, query: list[tuple[str, Any]] | None = None, *, raw: bool = False,
+              retry: bool = True, accept: Callable[[int, bytes], bool] | None = None) -> Any: ...
 
 # kube-apiserver's own verdicts on a student's service (the proxy's and ResourceLocation's messages).
 VERDICTS = ("no endpoints available for service", "error trying to reach service", "no service port")

@@ -22,9 +22,13 @@ from typing import Any, Iterator
 
 import yaml
 
+from .apply import apply_files, manifest_files, solutions_of, with_solutions
+from .batch import write_reports
 from .errors import InfraError, SpecError, UsageError
+from .grading import grade_on
 from .i18n import Raw, Text, t
 from .kube import Api
+from .output import emit
 from .results import CheckResult, Outcome
 from .settings import Settings
 from .specs import ExerciseSpec
@@ -51,8 +55,6 @@ def _has_route(path: Path) -> bool:
 def cases(spec: ExerciseSpec, routes: bool = True) -> list[Case]:
     """The cases of an exercise. Without ``route.openshift.io`` (``routes=False``) the solution's
     Route files give way to its ``ingress/`` files, and variants that change a Route are left out."""
-    from .commands import manifest_files, solutions_of
-
     sol = solutions_of(spec)
     if not sol.is_dir():
         raise UsageError(f"exercise {spec.id} has no reference solution in {sol}")
@@ -89,6 +91,8 @@ def cases(spec: ExerciseSpec, routes: bool = True) -> list[Case]:
 
 @contextmanager
 def _cluster(ns: argparse.Namespace, settings: Settings) -> Iterator[tuple[Any, Api, bool]]:
+    """The cluster named by ``--kubeconfig``/``--context``, else a fresh embedded one; the flag says
+    whether it is real (scratch namespaces get a random suffix and are deleted afterwards)."""
     if getattr(ns, "kubeconfig", None) or getattr(ns, "context", None):
         api = Api(kubeconfig=ns.kubeconfig, context=ns.context)
         try:
@@ -96,14 +100,12 @@ def _cluster(ns: argparse.Namespace, settings: Settings) -> Iterator[tuple[Any, 
         finally:
             api.close()
     else:
-        from .commands import embedded
+        from .embedded import embedded  # only the commands that start a cluster import it
         with embedded() as (cluster, api):
             yield cluster, api, False
 
 
 def run_selftest(ns: argparse.Namespace, settings: Settings) -> int:
-    from .commands import apply_files, grade_on, with_solutions
-
     specs = with_solutions(settings, ns.exercises)
     lang = settings.lang
     ok = True
@@ -120,7 +122,8 @@ def run_selftest(ns: argparse.Namespace, settings: Settings) -> int:
                     api.create_namespace(namespace, {"grader.dev/selftest": "true"})
                     created.append(namespace)
                     names[(spec.id, case.name)] = namespace
-                    problems = apply_files(api, list(case.files), namespace)
+                    problems = apply_files(api, list(case.files), namespace,
+                                           kinds=cluster.kinds() if cluster is not None else None)
                     if problems:
                         raise UsageError(f"{spec.id}/{case.name} does not apply: " + "; ".join(p.en for p in problems))
             if cluster is not None:
@@ -177,8 +180,7 @@ def _compare(spec: ExerciseSpec, case: Case, checks: list[CheckResult], lang: st
 
 # --- grade EX --manifests DIR ----------------------------------------------------------------------
 def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec]) -> int:
-    from .cli import emit
-    from .commands import apply_files, embedded, grade_on
+    from .embedded import embedded  # only the commands that start a cluster import it
 
     path = Path(ns.manifests)
     if not path.exists():
@@ -187,14 +189,14 @@ def grade_manifests(ns: argparse.Namespace, settings: Settings, specs: list[Exer
     namespace = (settings.namespaces or ["submission"])[0]
     with embedded() as (cluster, api):
         api.create_namespace(namespace)
-        messages = apply_files(api, [path], namespace, recursive=bool(getattr(ns, "recursive", False)))
+        messages = apply_files(api, [path], namespace, recursive=bool(getattr(ns, "recursive", False)),
+                               kinds=cluster.kinds())
         cluster.settle()
         result = grade_on(api, settings, specs, [namespace], student=not ns.out,
                           wait=settings.wait if settings.wait is not None else 0.0)
     for res in result.results:
         res.checks.insert(0, _manifest_check(messages))
     if ns.out:
-        from .batch import write_reports
         write_reports(Path(ns.out), result.results, settings.lang)
         return result.exit_code
     return emit(result, ns, settings)

@@ -1,6 +1,6 @@
 """An independent API double: serves recorded objects over real HTTP, as a real API server would.
 
-It is deliberately not the embedded cluster (``grader.sandbox``): the embedded cluster is our own
+It is deliberately not the embedded cluster (``grader.cluster``): the embedded cluster is our own
 model of Kubernetes, and a grader tested only against it is shaped by it. The double knows nothing
 of controllers; it serves exactly the objects a test gives it (typically recorded on real clusters,
 ``tests/fixtures/real/``), answers discovery for the kinds it holds, and lets a test make any path

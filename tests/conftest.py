@@ -14,7 +14,7 @@ XSD = ROOT.parent / "shared" / "junit" / "junit-10.xsd"
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator["object"]:
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
 
     with EmbeddedCluster() as c:
         yield c

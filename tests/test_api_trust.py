@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 
 from grader.cli import main
-from grader.commands import grade_on
+from grader.grading import grade_on
 from grader.errors import ApiError, CannotSee
 from grader.junit import render_junit
 from grader.kube import Api, RetryPolicy

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.cli import main
-from grader.commands import apply_files, manifest_files, solution_dir
+from grader.apply import apply_files, manifest_files, solution_dir
 from tests.conftest import xsd_or_skip
 
 VARIANT = solution_dir("ex2") / "variants" / "wrong-port"

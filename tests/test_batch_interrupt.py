@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.commands import manifest_files, solution_dir
+from grader.apply import manifest_files, solution_dir
 from grader.manifests import load_path
 from tests.conftest import ROOT
 
@@ -27,7 +27,7 @@ CHUNK = 8
 def classroom(tmp_path_factory):
     """A cluster of its own (its latency is raised) with N students' ex2 work: solutions, the
     wrong-port variant and empty namespaces, created over HTTP."""
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
 
     solution = [d.obj for f in manifest_files(solution_dir("ex2")) for d in load_path(f)[0]]
     variant = solution_dir("ex2") / "variants" / "wrong-port" / "service.yaml"

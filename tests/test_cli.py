@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.cli import main
-from grader.commands import apply_files, manifest_files, solution_dir
+from grader.apply import apply_files, manifest_files, solution_dir
 from tests.conftest import run_grade, xsd_or_skip
 
 
@@ -112,7 +112,7 @@ def test_forbidden_reads_are_errors_not_failures(capsys, cluster, solved_ex1, tm
 def test_eventual_consistency_is_waited_for(capsys, tmp_path):
     """Pods take 1.5 s to start: --wait re-observes until they are Ready; --wait 0 does not."""
     from grader.kube import Api
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
     with EmbeddedCluster(pod_start_delay=1.5) as slow:
         kc = slow.write_kubeconfig(tmp_path / "kc", namespace="default")
         api = Api(kubeconfig=str(kc))
@@ -266,7 +266,7 @@ def test_in_cluster_config_uses_the_service_account(cluster, solved_ex1, tmp_pat
     account: its token, CA and namespace, as `deploy/job.yaml` relies on."""
     from urllib.parse import urlsplit
 
-    from grader.commands import grade_on
+    from grader.grading import grade_on
     from grader.kube import Api
     from grader.settings import Settings
     if not cluster.server.https_url:

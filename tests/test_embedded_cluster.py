@@ -12,7 +12,7 @@ import requests
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from grader.sandbox import EmbeddedCluster
+from grader.cluster import EmbeddedCluster
 
 HTTPD = "registry.access.redhat.com/ubi8/httpd-24"
 
@@ -397,7 +397,7 @@ def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
 
 def test_protobuf_envelope_decoding():
     """The decoder on a hand-encoded ConfigMap, and refusals for what it does not know."""
-    from grader import apiproto
+    from grader.cluster import apiproto
 
     def field(n: int, payload: bytes) -> bytes:
         return bytes([n << 3 | 2, len(payload)]) + payload

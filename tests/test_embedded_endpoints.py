@@ -13,7 +13,7 @@ import requests
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from grader.sandbox import EmbeddedCluster
+from grader.cluster import EmbeddedCluster
 
 HTTPD = "registry.access.redhat.com/ubi8/httpd-24"     # listens on 8080
 LONG_GRACE = 45                                          # longer than any wait below

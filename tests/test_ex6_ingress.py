@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from grader.commands import apply_files, embedded, grade_on, solution_dir
+from grader.apply import apply_files, solution_dir
+from grader.embedded import embedded
+from grader.grading import grade_on
 from grader.results import Outcome
 from grader.settings import Settings
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from grader.commands import apply_files, grade_on, solution_dir
+from grader.apply import apply_files, solution_dir
+from grader.grading import grade_on
 from grader.results import Outcome
 from grader.selftest import ALL, cases
 from grader.settings import Settings
@@ -82,7 +83,7 @@ def test_every_exercise_has_variants():
 def test_solutions_without_routes_use_their_ingress(tmp_path):
     """On a cluster without route.openshift.io (detected by discovery) the solutions still score
     full marks, with their ingress/ files in place of the Route."""
-    from grader.commands import embedded
+    from grader.embedded import embedded
     route_exercises = [ex for ex in EXERCISES if (solution_dir(ex) / "ingress").is_dir()]
     assert route_exercises, "some exercise should expose its service outside the cluster"
     with embedded(route_api=False) as (cluster, api):

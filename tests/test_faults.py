@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 import pytest
 
-from grader.commands import apply_files, grade_on
+from grader.apply import apply_files
+from grader.grading import grade_on
 from grader.errors import ApiError, CannotSee
 from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
@@ -23,7 +24,7 @@ BATCH = 200
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory):
     """(cluster, api, namespaces): 200 namespaces, each holding one case of ex1 or ex2."""
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
 
     with EmbeddedCluster() as c:
         kc = c.write_kubeconfig(tmp_path_factory.mktemp("faults") / "config")

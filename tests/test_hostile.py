@@ -14,7 +14,8 @@ import re
 
 import pytest
 
-from grader.commands import apply_files, grade_on, manifest_files, solution_dir
+from grader.apply import apply_files, manifest_files, solution_dir
+from grader.grading import grade_on
 from grader.junit import render_junit
 from grader.reports import gradebook_csv, gradescope_json, render_console, to_json
 from grader.results import Outcome

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from grader.batch import grade_batch
-from grader.commands import grade_on
+from grader.grading import grade_on
 from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings

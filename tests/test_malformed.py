@@ -13,7 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from grader.commands import apply_files, grade_on, manifest_files, solution_dir
+from grader.apply import apply_files, manifest_files, solution_dir
+from grader.grading import grade_on
 from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings
@@ -77,7 +78,7 @@ def _store(cluster, namespace: str, objects: list[tuple[Any, dict]]) -> None:
 @pytest.fixture(scope="module")
 def private():
     """A cluster of its own: malformed objects must not reach the shared one's controllers."""
-    from grader.sandbox import EmbeddedCluster
+    from grader.cluster import EmbeddedCluster
 
     with EmbeddedCluster() as c:
         yield c

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from grader.i18n import Text
-from grader.manifests import load_path, load_text
+from grader.cluster import known_kinds
+from grader.manifests import Budget, load_path, load_text
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers: [{name: web, image: httpd}]\n"
 
@@ -51,13 +52,24 @@ def test_unknown_kind_and_missing_fields(tmp_path):
     f = tmp_path / "x.yaml"
     f.write_text("apiVersion: v1\nkind: Deployment\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Potato\n"
                  "metadata: {name: b}\n---\nkind: Pod\nmetadata: {}\n---\n- just\n- a list\n")
-    docs, problems = load_path(f)
+    docs, problems = load_path(f, budget=Budget(kinds=known_kinds()))
     assert docs == []
     assert [p.line for p in problems] == [1, 5, 9, 12]
     assert "apps/v1" in problems[0].message.en
     assert "Unknown kind" in problems[1].message.en
     assert "apiVersion" in problems[2].message.en and "metadata.name" in problems[2].message.en
     assert "not a mapping" in problems[3].message.en
+
+
+def test_kinds_are_left_to_the_server_when_not_known(tmp_path):
+    """Without the target's kinds (a real cluster), a kind this grader has never heard of loads:
+    the server, which may well serve it, says whether it exists."""
+    f = tmp_path / "x.yaml"
+    f.write_text("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: a}\n")
+    docs, problems = load_path(f)
+    assert problems == [] and [d.obj["kind"] for d in docs] == ["CronJob"]
+    docs, problems = load_path(f, budget=Budget(kinds=known_kinds()))
+    assert docs == [] and "Unknown kind “CronJob”" in problems[0].message.en
 
 
 def test_list_is_flattened(tmp_path):

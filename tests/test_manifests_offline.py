@@ -5,7 +5,7 @@ import json
 import shutil
 
 from grader.cli import main
-from grader.commands import manifest_files, solution_dir
+from grader.apply import manifest_files, solution_dir
 from tests.conftest import run_grade
 from tests.test_manifest_limits import ANCHOR_BOMB, SECRET
 

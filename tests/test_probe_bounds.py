@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from grader.commands import grade_on
+from grader.grading import grade_on
 from grader.errors import ApiError, CannotSee
 from grader.kube import Api, RetryPolicy
 from grader.probes import MAX_BODY, Probe
@@ -358,7 +358,7 @@ CHILD = """
 import json, resource, sys, time
 from concurrent.futures import ThreadPoolExecutor
 started = time.monotonic()
-from grader.commands import grade_on
+from grader.grading import grade_on
 from grader.kube import Api, RetryPolicy
 from grader.probes import Probe
 from grader.settings import Settings

@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from grader.commands import apply_files, grade_on, probe_for, solution_dir
+from grader.apply import apply_files, solution_dir
+from grader.grading import grade_on, probe_for
 from grader.errors import CheckFailed
 from grader.kube import Api
 from grader.probes import MAX_BODY, TIMEOUT, Probe

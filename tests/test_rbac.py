@@ -13,8 +13,10 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from grader.apiserver import RequestAttributes
-from grader.commands import _namespaces, apply_files, grade_on, manifest_files, solution_dir
+from grader.cluster.apiport import RequestAttributes
+from grader.apply import apply_files, manifest_files, solution_dir
+from grader.commands import _namespaces
+from grader.grading import grade_on
 from grader.kube import Api
 from grader.results import Outcome
 from grader.settings import Settings

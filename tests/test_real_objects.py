@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from grader.commands import grade_on
+from grader.grading import grade_on
 from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings

@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from grader.commands import apply_files
+from grader.apply import apply_files
 from grader.selftest import cases
 from grader.settings import Settings
 from tests.conftest import run_grade

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from grader.cli import main
-from grader.commands import solution_dir
+from grader.apply import solution_dir
 from grader.settings import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]

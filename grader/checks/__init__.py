@@ -14,20 +14,20 @@ functions live in role-named modules:
 """
 from __future__ import annotations
 
-from .checks_base import (  # noqa: F401
+from .base import (  # noqa: F401
     NotApplicable, PassedWithNote, as_dict, as_list, containers, dig, expect_labels, fail, fmt_labels,
     kind_of, labels_of, name_of, need, oc, pod_spec, short_name, show, tagged)
-from .checks_pods import (  # noqa: F401
+from .pods import (  # noqa: F401
     container_ports, expect_container_port, expect_image, expect_pod_ready, expect_ready_replicas,
     expect_replicas, expect_selector_matches_template, expect_spread, need_workload, owned_pods,
     pod_problem, pod_ready, pod_terminating, schedulable_nodes, selector_of_workload)
-from .checks_network import (  # noqa: F401
+from .services import (  # noqa: F401
     Endpoints, SERVICE_NAME_LABEL, endpoint_addresses, expect_endpoints_exactly, expect_http_answer,
     expect_http_ok, expect_selects_running_pod, expect_service_port, expect_service_type, pod_ips,
     resolve_target_port, selected_pods, selector_of, service_endpoints, service_ports)
-from .checks_routes import (  # noqa: F401
+from .routes import (  # noqa: F401
     expect_admitted, expect_exposes_service, expect_host, expect_page, exposure_host, exposure_kind,
     refusal_text, route_admission, route_or_ingress)
-from .checks_storage import (  # noqa: F401
+from .storage import (  # noqa: F401
     expect_env_from, expect_key_nonempty, expect_mount, expect_pvc_bound, expect_pvc_request,
     expect_secret_type, mounts, parse_quantity, pvc_request)

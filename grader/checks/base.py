@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NoReturn
 
-from .errors import CheckFailed
-from .i18n import Raw, Text, t
-from .kube import RESOURCES, resource
-from .snapshot import Obj, View
+from ..errors import CheckFailed
+from ..i18n import Raw, Text, t
+from ..kube import RESOURCES, resource
+from ..snapshot import Obj, View
 
 class NotApplicable(Exception):
     """Raised by a check that does not apply here (e.g. a one-node cluster); it is awarded."""
@@ -89,7 +89,7 @@ def need(view: View, kind: str, name: str) -> Obj:
 
 
 def _q(s: Any) -> str:
-    from .i18n import quote
+    from ..i18n import quote
     return quote(s, 40)
 
 

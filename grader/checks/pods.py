@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .checks_base import (_WORKLOAD_KINDS, NotApplicable, _q, _what, as_dict, as_list, containers, dig, fail,
+from .base import (_WORKLOAD_KINDS, NotApplicable, _q, _what, as_dict, as_list, containers, dig, fail,
                           fmt_labels, kind_of, name_of, need, oc, short_name, show, tagged)
-from .i18n import Raw, Text, t
-from .kube import RESOURCES, resource
-from .snapshot import Obj, View
+from ..i18n import Raw, Text, t
+from ..kube import RESOURCES, resource
+from ..snapshot import Obj, View
 
 def expect_image(view: View, obj: Obj, contains: str) -> None:
     """Some container of a Pod (or of a controller's pod template) runs an image whose name

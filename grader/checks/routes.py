@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks_base import _q, _what, as_dict, as_list, dig, fail, kind_of, name_of, need, oc, show, tagged
-from .checks_network import expect_http_ok, service_ports
-from .i18n import Raw, Text, t
-from .kube import resource
-from .snapshot import Obj, View
+from .base import _q, _what, as_dict, as_list, dig, fail, kind_of, name_of, need, oc, show, tagged
+from .services import expect_http_ok, service_ports
+from ..i18n import Raw, Text, t
+from ..kube import resource
+from ..snapshot import Obj, View
 
 # --- routes and ingresses --------------------------------------------------------------------
 def exposure_kind(view: View) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Iterable, NamedTuple
 
-from .checks_base import _q, as_dict, as_list, containers, dig, fail, fmt_labels, labels_of, name_of, oc, show
-from .checks_pods import pod_ready, pod_terminating
-from .errors import CannotSee, InfraError
-from .i18n import Raw, Text, t
-from .kube import HttpAnswer
-from .snapshot import Obj, View
+from .base import _q, as_dict, as_list, containers, dig, fail, fmt_labels, labels_of, name_of, oc, show
+from .pods import pod_ready, pod_terminating
+from ..errors import CannotSee, InfraError
+from ..i18n import Raw, Text, t
+from ..wire import HttpAnswer
+from ..snapshot import Obj, View
 
 # --- services --------------------------------------------------------------------------------
 def service_ports(svc: Obj) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ import re as _re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .checks_base import (_describe, _q, _what, as_dict, as_list, containers, dig, fail, kind_of, name_of, oc,
+from .base import (_describe, _q, _what, as_dict, as_list, containers, dig, fail, kind_of, name_of, oc,
                           pod_spec)
-from .i18n import Raw, Text, t
-from .kube import RESOURCES
-from .snapshot import Obj, View
+from ..i18n import Raw, Text, t
+from ..kube import RESOURCES
+from ..snapshot import Obj, View
 
 # --- quantities ------------------------------------------------------------------------------
 _BINARY_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}

@@ -16,7 +16,7 @@ Module layout: ``apitypes`` (resource table, Status errors, selectors, patches),
 (plain+TLS port, fault injection, request records), and this module (HTTP, auth, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
-``grader.controllers``; this module only stores, validates, authorizes and serves.
+``grader.cluster.controllers``; this module only stores, validates, authorizes and serves.
 """
 import base64
 import json

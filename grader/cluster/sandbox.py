@@ -19,15 +19,23 @@ from typing import Any
 
 import yaml
 
+from .apiport import Faults
 from .apiserver import ApiServer
-from .apitypes import status_body
+from .apitypes import known_kinds, status_body
 from .controllers import Controllers
 from .kubelet import SANDBOX_MAX_GRACE
-from .errors import UsageError
-from .kube import SANDBOX_EXTENSION
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
 
-__all__ = ["EmbeddedCluster"]
+__all__ = ["EmbeddedCluster", "RequestRefused", "SANDBOX_EXTENSION"]
+
+# The kubeconfig extension naming the router and route domain. The grader reads it under the same
+# name (``grader.kube.SANDBOX_EXTENSION``); the two sides share the name as a wire format, not code,
+# as a real cluster and its client do (tests/test_layers.py checks they agree).
+SANDBOX_EXTENSION = "grader.dev/sandbox"
+
+
+class RequestRefused(ValueError):
+    """The embedded API server refused a convenience call (``create_namespace``, ``apply``)."""
 
 _NOT_AVAILABLE = b"""<html>
 <head><title>Application is not available</title></head>
@@ -82,6 +90,15 @@ class EmbeddedCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    def kinds(self) -> frozenset[tuple[str, str]]:
+        """The (apiVersion, kind) pairs this cluster serves (no Route without ``route_api``)."""
+        return known_kinds(self.server.route_api)
+
+    @property
+    def faults(self) -> Faults:
+        """Fault settings of the API server (latency, failing the next requests, ...)."""
+        return self.server.faults
 
     @property
     def url(self) -> str:
@@ -149,10 +166,10 @@ class EmbeddedCluster:
         if code == 409 and labels:
             code, body = self._call("PATCH", f"/api/v1/namespaces/{name}", {"metadata": {"labels": labels}})
         if code >= 400 and code != 409:
-            raise UsageError(f"namespace {name}: {body.get('message', code)}")
+            raise RequestRefused(f"namespace {name}: {body.get('message', code)}")
 
     def apply(self, docs: list[dict], namespace: str) -> list[dict]:
-        """Create each object over HTTP, as ``kubectl create`` would; the API's refusal is a UsageError."""
+        """Create each object over HTTP, as ``kubectl create`` would; the API's refusal is a RequestRefused."""
         out = []
         for doc in docs:
             rt = self._resource(doc)
@@ -162,7 +179,7 @@ class EmbeddedCluster:
             code, body = self._call("POST", path, doc)
             if code >= 400:
                 name = (doc.get("metadata") or {}).get("name", "")
-                raise UsageError(f"{doc.get('kind')} {name!r}: {body.get('message', f'HTTP {code}')}")
+                raise RequestRefused(f"{doc.get('kind')} {name!r}: {body.get('message', f'HTTP {code}')}")
             out.append(body)
         return out
 
@@ -170,7 +187,7 @@ class EmbeddedCluster:
         from .apitypes import resource_for_kind
         rt = resource_for_kind(str(doc.get("apiVersion")), str(doc.get("kind")), self.server.resources)
         if rt is None:
-            raise UsageError(f"no kind {doc.get('kind')!r} in {doc.get('apiVersion')!r} on this cluster")
+            raise RequestRefused(f"no kind {doc.get('kind')!r} in {doc.get('apiVersion')!r} on this cluster")
         return rt
 
     # --- data plane ---------------------------------------------------------------------------
