@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .base import _q, _what, as_dict, as_list, dig, fail, kind_of, name_of, need, oc, show, tagged
-from .services import expect_http_ok, service_ports
+from .http import expect_http_ok
+from .services import service_ports
 from ..i18n import Raw, Text, t
 from ..kube import resource
 from ..snapshot import Obj, View
