@@ -50,3 +50,13 @@ def test_wheel_runs_the_demo(installed, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Score: 10/10" in proc.stdout
     assert str(ROOT) not in proc.stdout + proc.stderr  # nothing came from the checkout
+
+
+def test_wheel_carries_the_subpackages_and_the_test_extra(installed):
+    """grader.checks and grader.cluster are listed packages, and `pip install '.[test]'` brings
+    import-linter, which tests/test_layers.py needs."""
+    assert (installed / "grader" / "checks" / "pods.py").is_file()
+    assert (installed / "grader" / "cluster" / "sandbox.py").is_file()
+    (metadata,) = installed.glob("k8s_exercise_grader-*.dist-info/METADATA")
+    requires = [line for line in metadata.read_text(encoding="utf-8").splitlines() if line.startswith("Requires-Dist:")]
+    assert any(line.startswith("Requires-Dist: import-linter") and 'extra == "test"' in line for line in requires), requires
