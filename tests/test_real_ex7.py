@@ -214,10 +214,6 @@ def _service_port_unnamed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]
     return objects
 
 
-@pytest.mark.xfail(strict=True, reason="grading bug: the Route's targetPort is matched against the "
-                   "Service's targetPort name, but the OpenShift router matches it only against the "
-                   "endpoints' port name (the service port's name) or number (openshift/router "
-                   "endpointsForAlias), so this route has no backend and serves 503")
 def test_route_target_port_naming_only_the_services_target_port_fails_front_route(tmp_path):
     dead = Router(status=503)            # what the real router answers: no endpoint matches "http"
     try:
@@ -226,7 +222,16 @@ def test_route_target_port_naming_only_the_services_target_port_fails_front_rout
         dead.close()
     assert got["front-page"][0] is Outcome.FAILED           # holds today
     assert got["front-service"][0] is Outcome.PASSED        # the service itself is right
-    assert got["front-route"][0] is Outcome.FAILED          # today: PASSED
+    assert got["front-route"][0] is Outcome.FAILED          # the router has no endpoint port named "http"
+    assert "matches neither a port name of service" in got["front-route"][1]
+
+
+def test_route_target_port_as_the_pods_port_number_passes_when_the_service_names_it(tmp_path, router):
+    """``targetPort: 8080`` on the route matches the endpoints' number, which the service's
+    ``targetPort: http`` resolves to: the router serves it, and so does the grader."""
+    objects = _service_port_unnamed(fixture(COMPLETE))
+    _kind(objects, "Route", "web")["spec"]["port"]["targetPort"] = 8080
+    assert_full_marks(run(tmp_path, objects, router))
 
 
 # --- the database password is never shown ------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from .base import _q, _what, as_dict, as_list, dig, fail, kind_of, name_of, need, oc, show, tagged
 from .http import expect_http_ok
-from .services import service_ports
+from .services import resolve_target_port, selected_pods, service_ports
 from ..i18n import Raw, Text, t
 from ..kube import resource
 from ..snapshot import Obj, View
@@ -59,9 +59,8 @@ def expect_exposes_service(view: View, obj: Obj, service: str) -> None:
     for _, _, port in backends:
         if port in (None, ""):
             continue
-        if kind == "Route":   # the router matches endpoint ports: a target port number or port name
-            ok = any(port in (p.get("name"), p.get("targetPort", p.get("port"))) or
-                     (isinstance(p.get("targetPort"), str) and isinstance(port, int)) for p in ports)
+        if kind == "Route":
+            ok = any(_router_matches(port, p, svc, view) for p in ports)
         else:                 # an Ingress names a service port
             ok = any(port in (p.get("name"), p.get("port")) for p in ports)
         if ok:
@@ -70,12 +69,31 @@ def expect_exposes_service(view: View, obj: Obj, service: str) -> None:
                       port=Raw(_q(port) if isinstance(port, str) else str(port) if isinstance(port, int) else "?"),
                       ports=", ".join(f"{p.get('port')}→{p.get('targetPort', p.get('port'))}" for p in ports) or "-")
         if kind == "Route":
-            fail(t("{what} の targetPort {port} は Service {svc} の targetPort やポート名 ({ports}) のどれでもありません。"
-                   "Route の targetPort は Service のポートではなく Pod 側のポートです。",
-                   "targetPort {port} of {what} is neither a targetPort nor a port name of service {svc} ({ports}); "
-                   "a route's targetPort is the pods' port, not the service port.", **values), cmd)
+            fail(t("{what} の targetPort {port} は Service {svc} のポート名にも、エンドポイントのポート番号 (Pod 側) にも一致しません ({ports})。"
+                   "ルーターが照合するのは Service のポートの名前か Pod 側のポート番号だけです (コンテナーポートの名前は照合されません)。",
+                   "targetPort {port} of {what} matches neither a port name of service {svc} nor its endpoints' port "
+                   "number ({ports}); the router matches a route's targetPort only against a service port's name or "
+                   "the pods' port number (not the service port, nor a container port's name).", **values), cmd)
         fail(t("{what} のポート {port} は Service {svc} のポート ({ports}) にありません。",
                "port {port} of {what} is not a port of service {svc} ({ports}).", **values), cmd)
+
+
+def _router_matches(route_port: Any, svc_port: dict[str, Any], svc: Obj, view: View) -> bool:
+    """Whether the OpenShift router sends a Route with ``spec.port.targetPort`` to this service
+    port's endpoints. It compares the route's value with each endpoint port's *name* (the service
+    port's name) and *number* (the resolved target port), and nothing else (openshift/router,
+    pkg/router/template ``endpointsForAlias``: ``endpoint.PortName == PreferPort ||
+    endpoint.Port == PreferPort``). So ``targetPort: http`` needs a service port *named* http: the
+    container port's name behind the service's own ``targetPort: http`` does not count."""
+    wanted = str(route_port)
+    if wanted == str(svc_port.get("name") or ""):
+        return True
+    target = svc_port.get("targetPort", svc_port.get("port"))
+    if isinstance(target, str):     # named on the pods: the endpoints carry the numbers it resolves to
+        numbers = set(resolve_target_port(svc_port, selected_pods(view, svc)))
+    else:
+        numbers = {target}
+    return wanted in {str(n) for n in numbers}
 
 
 def route_admission(route: Obj) -> tuple[bool, list[tuple[str, str, str]]]:
