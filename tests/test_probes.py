@@ -130,6 +130,7 @@ def test_hostile_route_hosts_fail_and_are_never_requested(cluster, api, recorder
     assert outcome is Outcome.FAILED and "HostAlreadyClaimed" in message
     admitted = next(c for c in student.results[0].checks if c.check_id == "route-admitted")
     assert admitted.outcome is Outcome.FAILED and "HostAlreadyClaimed" in admitted.message.en
+    assert f"a route in another namespace holds {good_host}" in admitted.message.en   # the router's own words
     assert router.seen == []
 
 

@@ -190,8 +190,9 @@ class NetworkMixin:
             and str(r["spec"].get("host") or "").lower() == host
             and (r["metadata"].get("creationTimestamp", ""), r["metadata"]["namespace"]) < (meta.get("creationTimestamp", ""), meta["namespace"]))), None)
         if holder is not None:  # OpenShift's router: the oldest route in another namespace keeps the host
+            # openshift/router's host admitter words it so, naming neither the holder nor its namespace
             cond = condition(old, "Admitted", "False", "HostAlreadyClaimed",
-                              f"route {holder['metadata']['name']} already exposes {host} and is older")
+                              f"a route in another namespace holds {host} and is older than {meta['name']}")
         elif kind == "Service":
             cond = condition(old, "Admitted", "True")
         else:
