@@ -102,6 +102,20 @@ def test_crud_and_conflicts(ec, core, ns):
     assert e.value.status == 404 and "namespaces \"no-such-ns\" not found" in status_of(e.value)["message"]
 
 
+@pytest.mark.parametrize("body", [
+    {"metadata": {"name": ["a"]}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    {"metadata": {"name": "a"}, "spec": "junk"},
+], ids=["name-is-a-list", "spec-is-a-string"])
+def test_a_body_of_the_wrong_shape_is_a_bad_request_not_a_server_error(ec, ns, body):
+    """A real API server's decoder refuses it with 400 before anything else runs (sent raw: the
+    client's own models would refuse to send it)."""
+    r = requests.post(f"{ec.url}/api/v1/namespaces/{ns}/pods", json={"apiVersion": "v1", "kind": "Pod", **body},
+                      headers={"Authorization": f"Bearer {ec.token}"}, timeout=30)
+    doc = r.json()
+    assert r.status_code == 400 and doc["reason"] == "BadRequest", doc
+    assert doc["message"].startswith('Pod in version "v1" cannot be handled as a Pod')
+
+
 def test_selectors_and_pagination(core, ns):
     for i in range(7):
         core.create_namespaced_config_map(ns, {"metadata": {"name": f"c{i}", "labels": {"n": str(i), "even": str(i % 2 == 0).lower()}}})

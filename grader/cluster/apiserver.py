@@ -249,7 +249,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiStatus as exc:
             self._send_json(exc.code, exc.body(), headers=exc.headers)
         except Exception as exc:  # a bug here must still answer like a server would
-            self._send_json(500, status_body(500, "InternalError", f"internal error: {exc!r}"))
+            rt = route.rt
+            if rt is not None and self.command in ("POST", "PUT", "PATCH") and \
+                    isinstance(exc, (TypeError, AttributeError, KeyError, ValueError)):
+                # A body of the wrong shape (metadata.name a list, spec a string) is refused by a
+                # real server's decoder before anything else looks at it: 400, not 500.
+                self._send_json(400, status_body(400, "BadRequest", f'{rt.kind} in version "{rt.version}" '
+                                                 f"cannot be handled as a {rt.kind}: a field has the wrong type ({exc})"))
+            else:
+                self._send_json(500, status_body(500, "InternalError", f"internal error: {exc!r}"))
         finally:
             rt = route.rt
             api._record(RequestRecord(self.command, path, query, user, verb,
