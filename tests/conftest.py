@@ -54,6 +54,32 @@ def _english_locale(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+class FakeClock:
+    """Real time plus every sleep asked for, which returns at once: requests still take the time
+    they take, backoff takes none. Given to ``RetryPolicy(clock=c, sleep=c.sleep)``, retry and
+    deadline logic run exactly as in production (what is slept is in ``slept``) without waiting."""
+
+    def __init__(self) -> None:
+        import threading
+        self.slept: list[float] = []
+        self._ahead = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        import time
+        return time.monotonic() + self._ahead
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self._ahead += seconds
+
+    def policy(self, **kwargs: float):
+        """A ``RetryPolicy`` (with ``kwargs``) that lives on this clock."""
+        from grader.kube import RetryPolicy
+        return RetryPolicy(**kwargs, clock=self, sleep=self.sleep)
+
+
 def run_grade(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None):
     """``python -m grader ARGS`` in a child process, finding this checkout's package first."""
     import subprocess

@@ -2,6 +2,8 @@
 
 Everything runs against a private embedded cluster (its fault injection is process-wide for that
 server, so the shared session cluster stays healthy), through the real client over HTTP/TLS.
+Backoff runs on a ``FakeClock``: requests take real time, sleeps none, and what the client chose
+to sleep is asserted exactly instead of being timed on a machine that may be busy.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.selftest import cases
 from grader.settings import Settings
+from tests.conftest import FakeClock
 
 SETTINGS = Settings(lang="en", wait=0.0)
 EXERCISES = ("ex1", "ex2")
@@ -79,7 +82,12 @@ def test_batch_under_30_percent_faults_scores_exactly_as_without(faulty):
     faults.error_rate = 0.3
     faults.reset_rate = 0.05
     cluster.server.reset_requests()
-    faulted = _outcomes(grade_on(api, SETTINGS, specs, namespaces, student=False, wait=0))
+    clock = FakeClock()
+    patient = Api(kubeconfig=api.source, retry=clock.policy())   # the default policy, on a fake clock
+    try:
+        faulted = _outcomes(grade_on(patient, SETTINGS, specs, namespaces, student=False, wait=0))
+    finally:
+        patient.close()
     log = settled_log(cluster)
     faults.clear()
 
@@ -87,6 +95,8 @@ def test_batch_under_30_percent_faults_scores_exactly_as_without(faulty):
     resets = [r for r in log if r.status == 0]
     proxy_faults = [r for r in injected if "/proxy" in r.path]
     assert len(injected) > 20 and resets and proxy_faults, (len(injected), len(resets), len(proxy_faults))
+    api_faults = [r for r in injected + resets if "/proxy" not in r.path]
+    assert api_faults and len(clock.slept) == len(api_faults), "the client backs off once per fault it retries"
     diff = {k: (clean[k], faulted.get(k)) for k in clean if clean[k] != faulted.get(k)}
     assert diff == {}
 
@@ -97,12 +107,15 @@ def test_retry_after_is_honoured(faulty):
     faults.retry_after = 1
     faults.fail_next(2, 429)
     cluster.server.reset_requests()
-    started = time.monotonic()
-    pods = api.list("Pod", namespaces[0])
-    elapsed = time.monotonic() - started
+    clock = FakeClock()
+    patient = Api(kubeconfig=api.source, retry=clock.policy())
+    try:
+        pods = patient.list("Pod", namespaces[0])
+    finally:
+        patient.close()
     statuses = [r.status for r in settled_log(cluster, 3)]
     assert statuses == [429, 429, 200]
-    assert 2.0 <= elapsed < 4.0, elapsed
+    assert len(clock.slept) == 2 and all(1.0 <= s <= 1.0 + RetryPolicy().base for s in clock.slept), clock.slept
     assert isinstance(pods, list)
 
 
@@ -121,16 +134,23 @@ def test_persistent_5xx_is_an_api_error_within_the_deadline(faulty):
     faults.match = lambda method, path: path.endswith("/pods")
     faults.error_rate = 1.0
     faults.error_statuses = (503,)
-    fast = Api(kubeconfig=api.source, retry=RetryPolicy(deadline=2.0))
-    started = time.monotonic()
+    clock = FakeClock()
+    fast = Api(kubeconfig=api.source, retry=clock.policy(deadline=2.0))
+    cluster.server.reset_requests()
+    started = clock()
     try:
         with pytest.raises(ApiError) as info:
             fast.list("Pod", namespaces[0])
     finally:
         fast.close()
+    spent = clock() - started
     assert not isinstance(info.value, CannotSee)
     assert info.value.status == 503 and "503" in info.value.message.en
-    assert time.monotonic() - started <= 2.5
+    # given up by the deadline: the backoff slept stays inside it, and the whole call overruns it
+    # by at most the one last request (milliseconds; 1 s allows for a busy machine)
+    assert 0 < sum(clock.slept) < 2.0 and spent < 2.0 + 1.0, (clock.slept, spent)
+    tries = [r for r in settled_log(cluster, len(clock.slept) + 1) if r.path.endswith("/pods")]
+    assert len(tries) == len(clock.slept) + 1 >= 3 and {r.status for r in tries} == {503}
     assert fast._down is None          # the server answered: it is not "unreachable"
 
 
@@ -142,7 +162,7 @@ def test_check_that_cannot_be_evaluated_is_an_error_not_a_lost_point(faulty):
     faults.match = lambda method, path: path.endswith("/pods")
     faults.error_rate = 1.0
     faults.error_statuses = (500,)
-    fast = Api(kubeconfig=api.source, retry=RetryPolicy(deadline=1.0))
+    fast = Api(kubeconfig=api.source, retry=FakeClock().policy(deadline=1.0))
     try:
         run = grade_on(fast, SETTINGS, [SETTINGS.exercise("ex1")], namespaces[:3], student=False, wait=0)
     finally:
@@ -189,7 +209,7 @@ def test_service_proxy_persistent_fault_is_an_error(faulty):
     faults.match = lambda method, path: "/proxy" in path
     faults.error_rate = 1.0
     faults.error_statuses = (503,)
-    fast = Api(kubeconfig=api.source, retry=RetryPolicy(deadline=1.5))
+    fast = Api(kubeconfig=api.source, retry=FakeClock().policy(deadline=1.5))
     try:
         run = grade_on(fast, SETTINGS, [SETTINGS.exercise("ex2")], [good], student=False, wait=0)
     finally:
@@ -203,8 +223,8 @@ def test_service_proxy_persistent_fault_is_an_error(faulty):
 def test_read_timeouts_are_retried(faulty):
     """A slow answer (latency above the read timeout) is retried like a reset, within the deadline."""
     cluster, api, namespaces = faulty
-    policy = RetryPolicy(read_timeout=0.3, deadline=5.0)
-    slow = Api(kubeconfig=api.source, retry=policy)
+    clock = FakeClock()     # the read timeouts are real; only the backoff between them is skipped
+    slow = Api(kubeconfig=api.source, retry=clock.policy(read_timeout=0.3, deadline=5.0))
     faults = cluster.server.faults
     calls = {"n": 0}
 

@@ -207,7 +207,7 @@ def test_slow_page_times_out_even_when_it_trickles(api, recorder):
             pass
 
     def silent(h: BaseHTTPRequestHandler) -> None:
-        time.sleep(3)
+        time.sleep(10)      # longer than the bound below: only the probe's own deadline ends it
 
     assert TIMEOUT == 5.0 and Probe(None).timeout == 5.0   # type: ignore[arg-type]
     for respond in (trickle, silent):
@@ -215,7 +215,7 @@ def test_slow_page_times_out_even_when_it_trickles(api, recorder):
         started = time.monotonic()
         answer = Probe(api, router=router.address, timeout=1.0).url("slow.apps.sandbox.local")
         elapsed = time.monotonic() - started
-        assert 0.9 <= elapsed < 1.6, elapsed
+        assert 0.9 <= elapsed < 3 * 1.0, elapsed     # the 1 s deadline, with 3x headroom for a busy machine
         assert answer.error is not None and "within 1 s" in answer.error
         assert answer.status in (0, 200) and len(answer.body) < 10
 
