@@ -36,7 +36,7 @@ from .junit import render_junit
 from .kube import Api
 from .reports import gradebook_csv, gradescope_json, write_atomic
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
-from .runner import grade as run_checks
+from .runner import collect
 from .settings import Settings
 from .sanitize import valid_namespace
 from .snapshot import Snapshot
@@ -236,13 +236,15 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]
     started = time.monotonic()
     with _SigtermAsInterrupt():
+        checks = collect(specs) if todo else None   # once per run: every chunk calls the same checks
         done = 0
         for chunk in _chunks(todo, size):
             def progress(n: int, total: int, base: int = done, width: int = len(chunk)) -> None:
                 if show is not None:
                     show(base + width * n // max(total, 1), len(todo))
-            results = run_checks(specs, chunk, snapshot, probe, wait=wait, include=lambda c: True,
-                                 progress=progress if show else None, debug=settings.debug)
+            assert checks is not None
+            results = checks.grade(chunk, snapshot, probe, wait=wait, include=lambda c: True,
+                                   progress=progress if show else None, debug=settings.debug)
             found = _by_namespace(results)
             chunk_by_ns = {ns: found.get(ns, []) for ns in chunk}
             _write_namespaces(out_dir, chunk_by_ns, lang)
