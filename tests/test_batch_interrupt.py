@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -67,15 +68,32 @@ def _every_file_parses(out: Path) -> int:
     return done
 
 
-def _interrupt(kubeconfig: Path, out: Path, sig: int) -> int:
-    proc = _start(kubeconfig, out)
-    deadline = time.monotonic() + 60
-    while not list(out.glob("*/results.json")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no chunk finished within 60 s"
-        time.sleep(0.01)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
+    """Start a batch, hold every API request it makes once its first chunk is written, signal it.
+
+    Holding the server (not racing the child) makes "mid-way" certain however fast the batch is
+    and however busy the machine: the child is inside a request of a later chunk when it is told
+    to stop."""
+    gate = threading.Event()
+
+    def hold_once_a_chunk_is_written(method: str, path: str) -> bool:
+        if any(out.glob("*/results.json")):
+            gate.wait(60)
+        return False
+
+    cluster.server.faults.match = hold_once_a_chunk_is_written
+    try:
+        proc = _start(kubeconfig, out)
+        deadline = time.monotonic() + 60
+        while not list(out.glob("*/results.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no chunk finished within 60 s"
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        gate.set()
+        cluster.server.faults.match = None
     assert proc.returncode == 130, err
     assert "interrupted" in err
     return _every_file_parses(out)
@@ -83,15 +101,15 @@ def _interrupt(kubeconfig: Path, out: Path, sig: int) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_batch_leaves_only_complete_files(classroom, tmp_path, sig):
-    _, kubeconfig = classroom
-    done = _interrupt(kubeconfig, tmp_path / "out", sig)
+    cluster, kubeconfig = classroom
+    done = _interrupt(cluster, kubeconfig, tmp_path / "out", sig)
     assert 0 < done < N, f"{done} namespaces finished: the signal did not land mid-way"
 
 
 def test_resume_finishes_with_the_gradebook_of_an_uninterrupted_run(classroom, tmp_path):
-    _, kubeconfig = classroom
+    cluster, kubeconfig = classroom
     out = tmp_path / "out"
-    done = _interrupt(kubeconfig, out, signal.SIGTERM)
+    done = _interrupt(cluster, kubeconfig, out, signal.SIGTERM)
     assert 0 < done < N
 
     resumed = _start(kubeconfig, out, "--resume")
