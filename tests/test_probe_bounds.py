@@ -416,7 +416,9 @@ def test_a_class_of_hostile_services_is_graded_in_bounded_memory_and_time(tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout)
     assert got["rss_mb"] < 300, got["rss_mb"]
-    assert wall < 20, (wall, got["graded_s"], got["wall_s"])
+    # the child's own clock (from before its imports): the probes' 5 s deadlines, paid in parallel,
+    # are what it controls; starting an interpreter on a busy machine is not (measured: 5-7 s)
+    assert got["wall_s"] < 20, (wall, got["graded_s"], got["wall_s"])
     print(f"child: {got['rss_mb']:.0f} MB, graded in {got['graded_s']:.1f} s, {got['wall_s']:.1f} s in all, {wall:.1f} s wall")
     checks = got["checks"]
     for ns in GOOD:
