@@ -114,13 +114,38 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     is kept; a new one gets 0644 instead of ``mkstemp``'s 0600.
     """
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    directory = target.parent if str(target.parent) else Path(".")
+    write_atomic_many(target.parent if str(target.parent) else Path("."), [(target.name, data)])
+
+
+def write_atomic_many(directory: str | os.PathLike[str], files: list[tuple[str, bytes | str]]) -> None:
+    """Write several files of one directory atomically, in order, with one fsync per file and one
+    for the directory after the last rename (not one per file: a batch writes thousands).
+
+    Each file is complete on disk before its rename (so no reader ever sees half of one); what the
+    single directory fsync leaves open is only which renames survive a crash, and a reader that
+    needs all of them checks every file (``batch.complete`` parses each one)."""
+    directory = Path(directory)
+    for name, data in files:
+        _replace(directory / name, data.encode("utf-8") if isinstance(data, str) else data)
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _replace(target: Path, payload: bytes) -> None:
+    """Temp file beside ``target``, written and fsynced, then renamed over it."""
     try:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -134,16 +159,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
         except FileNotFoundError:
             pass
         raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 # --- console ---------------------------------------------------------------------------------
