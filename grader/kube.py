@@ -336,8 +336,13 @@ class Api:
         raise failure
 
     # --- reads -----------------------------------------------------------------------------
+    # Objects per list request. kubectl asks for 500 (--chunk-size), but a class is read in one
+    # pass: 10,000 students' pods in a handful of requests, not a hundred. kube-apiserver honours
+    # any limit (it may return fewer, and says so with ``continue``, which is always followed).
+    PAGE = 5000
+
     def list(self, kind: str, namespace: str | None = None, *, label_selector: str | None = None,
-             limit: int = 500) -> list[dict[str, Any]]:
+             limit: int = PAGE) -> list[dict[str, Any]]:
         """Every object of a kind (all namespaces when ``namespace`` is None), page by page."""
         return [item for page in self._pages(kind, namespace, label_selector, limit) for item in page]
 
