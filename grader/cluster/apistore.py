@@ -8,7 +8,7 @@ import random
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .apitypes import (OPENSHIFT_GROUPS, ApiStatus, ResourceType, invalid, json_patch, merge_patch, not_found,
                        strategic_merge_patch, validate, validate_name)
@@ -40,6 +40,11 @@ class Store:
         self._objs: dict[str, dict[tuple[str, str], dict]] = {r.key: {} for r in resources}
         self._rv = 1
         self.listeners: list[Listener] = []
+        # Why indexes: controllers list each namespace's objects many times per reconcile and the
+        # router looks routes up by host per request; scanning every object of a kind each time
+        # made filling a class quadratic (1,000 namespaces of ex6: a minute).
+        self._names: dict[str, dict[str, set[str]]] = {r.key: {} for r in resources}   # kind → ns → names
+        self._indexes: dict[str, dict[str, tuple[Callable[[dict], Iterable[str]], dict[str, set[tuple[str, str]]]]]] = {}
 
     def rt(self, plural: str, group: str = "") -> ResourceType:
         for r in self.resources:
@@ -50,6 +55,42 @@ class Store:
     def _next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)
+
+    def add_index(self, rt: ResourceType, name: str, values: Callable[[dict], Iterable[str]]) -> None:
+        """Keep ``rt``'s objects findable by ``values(obj)`` (``lookup``), e.g. routes by host."""
+        with self._lock:
+            if name in self._indexes.get(rt.key, {}):
+                return
+            table: dict[str, set[tuple[str, str]]] = {}
+            self._indexes.setdefault(rt.key, {})[name] = (values, table)
+            for key, obj in self._objs[rt.key].items():
+                for v in values(obj):
+                    table.setdefault(v, set()).add(key)
+
+    def lookup(self, rt: ResourceType, name: str, value: str) -> list[dict]:
+        """Copies of the objects whose index ``name`` holds ``value``, sorted by (namespace, name)."""
+        with self._lock:
+            keys = sorted(self._indexes[rt.key][name][1].get(value, ()))
+            return [_copy(self._objs[rt.key][k]) for k in keys]
+
+    def _indexed(self, rt: ResourceType, key: tuple[str, str], old: dict | None, new: dict | None) -> None:
+        """Move ``key`` in the indexes from ``old``'s entries to ``new``'s (None: absent)."""
+        if old is None:
+            self._names[rt.key].setdefault(key[0], set()).add(key[1])
+        elif new is None:
+            names = self._names[rt.key].get(key[0])
+            if names is not None:
+                names.discard(key[1])
+        for values, table in self._indexes.get(rt.key, {}).values():
+            for v in values(old) if old is not None else ():
+                table.get(v, set()).discard(key)
+            for v in values(new) if new is not None else ():
+                table.setdefault(v, set()).add(key)
+
+    def _keys(self, rt: ResourceType, namespace: str | None) -> list[tuple[str, str]]:
+        if namespace is None:
+            return sorted(self._objs[rt.key])
+        return sorted((namespace, n) for n in self._names[rt.key].get(namespace, ()))
 
     def _notify(self, event: str, rt: ResourceType, obj: dict) -> None:
         for listener in self.listeners:
@@ -69,8 +110,7 @@ class Store:
         """Copies sorted by (namespace, name), and the resourceVersion they were read at."""
         with self._lock:
             table = self._objs[rt.key]
-            keys = sorted(k for k in table if namespace is None or k[0] == namespace)
-            return [_copy(table[k]) for k in keys], str(self._rv)
+            return [_copy(table[k]) for k in self._keys(rt, namespace)], str(self._rv)
 
     def find(self, rt: ResourceType, keep: Callable[[dict], bool]) -> list[dict]:
         """Copies of just the objects ``keep`` accepts; the data plane's lookups (a route by host)
@@ -89,8 +129,7 @@ class Store:
         """
         with self._lock:
             table = self._objs[rt.key]
-            keys = sorted(k for k in table if (namespace is None or k[0] == namespace)
-                          and (after is None or k > after))
+            keys = [k for k in self._keys(rt, namespace) if after is None or k > after]
             items: list[str] = []
             last: tuple[str, str] | None = None
             remaining = 0
@@ -166,6 +205,7 @@ class Store:
                 return obj
             meta["resourceVersion"] = self._next_rv()
             self._objs[rt.key][key] = obj
+            self._indexed(rt, key, None, obj)
             self._notify("ADDED", rt, obj)
             return _copy(obj)
 
@@ -224,6 +264,7 @@ class Store:
             return new
         new["metadata"]["resourceVersion"] = self._next_rv()
         self._objs[rt.key][key] = new
+        self._indexed(rt, key, old, new)
         self._notify("MODIFIED", rt, new)
         return _copy(new)
 
@@ -297,11 +338,13 @@ class Store:
             if rt.plural == "namespaces":
                 for r in self.resources:
                     if r.namespaced:
-                        for k in [k for k in self._objs[r.key] if k[0] == name]:
+                        for k in self._keys(r, name):
                             gone = self._objs[r.key].pop(k)
+                            self._indexed(r, k, gone, None)
                             self._next_rv()
                             self._notify("DELETED", r, gone)
             del self._objs[rt.key][key]
+            self._indexed(rt, key, obj, None)
             self._next_rv()
             out = _copy(obj)
             out["metadata"]["deletionTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -345,7 +345,9 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         want = quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage"))
         modes = set(spec.get("accessModes") or [])
         fits = []
-        for pv in s.list(R["persistentvolumes"])[0]:
+        # only the unclaimed volumes, from an index: listing every volume per claim was quadratic
+        s.add_index(R["persistentvolumes"], "available", _available)
+        for pv in s.lookup(R["persistentvolumes"], "available", "yes"):
             ps = pv["spec"]
             if (pv.get("status") or {}).get("phase") != "Available" or ps.get("claimRef"):
                 continue
@@ -385,3 +387,9 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                          "capacity": dict(pv["spec"].get("capacity") or {})}
         s.put(R["persistentvolumeclaims"], pvc)
 
+
+def _available(pv: dict) -> list[str]:
+    """"yes" for a volume a claim may still bind (the ``available`` index of volumes)."""
+    spec = pv.get("spec")
+    free = (pv.get("status") or {}).get("phase") == "Available" and isinstance(spec, dict) and not spec.get("claimRef")
+    return ["yes"] if free else []

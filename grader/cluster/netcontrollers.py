@@ -185,7 +185,8 @@ class NetworkMixin:
         old = ((route.get("status") or {}).get("ingress") or [{}])[0].get("conditions")
         kind = (spec.get("to") or {}).get("kind", "Service")
         host, meta = str(spec.get("host") or "").lower(), route["metadata"]
-        holder = next((r for r in self.store.list(self.R["routes.route.openshift.io"])[0] if host and (
+        same_host = by_host(self.store, self.R["routes.route.openshift.io"], host) if host else []
+        holder = next((r for r in same_host if host and (
             r["metadata"]["namespace"] != meta["namespace"] and isinstance(r.get("spec"), dict)
             and str(r["spec"].get("host") or "").lower() == host
             and (r["metadata"].get("creationTimestamp", ""), r["metadata"]["namespace"]) < (meta.get("creationTimestamp", ""), meta["namespace"]))), None)
@@ -205,3 +206,23 @@ class NetworkMixin:
         self.store.put(self.R["routes.route.openshift.io"], route)
 
 
+def route_hosts(obj: dict) -> list[str]:
+    """The host a Route asks for, as the router matches it (lower case)."""
+    spec = obj.get("spec")
+    host = str(spec.get("host") or "").lower() if isinstance(spec, dict) else ""
+    return [host] if host else []
+
+
+def ingress_hosts(obj: dict) -> list[str]:
+    """The hosts of an Ingress's rules (lower case)."""
+    spec = obj.get("spec")
+    rules = spec.get("rules") if isinstance(spec, dict) else None
+    return sorted({str(r.get("host") or "").lower() for r in rules if isinstance(r, dict) and r.get("host")}) \
+        if isinstance(rules, list) else []
+
+
+def by_host(store: Any, rt: ResourceType, host: str) -> list[dict]:
+    """Routes or Ingresses naming ``host``, from an index (a scan per lookup made the router and
+    route admission quadratic in the number of routes)."""
+    store.add_index(rt, "host", route_hosts if rt.kind == "Route" else ingress_hosts)
+    return store.lookup(rt, "host", host.lower())

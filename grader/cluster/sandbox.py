@@ -24,6 +24,7 @@ from .apiserver import ApiServer
 from .apitypes import known_kinds, status_body
 from .controllers import Controllers
 from .kubelet import SANDBOX_MAX_GRACE
+from .netcontrollers import by_host
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
 
 __all__ = ["EmbeddedCluster", "RequestRefused", "SANDBOX_EXTENSION"]
@@ -216,18 +217,8 @@ class EmbeddedCluster:
         host = host.split(":", 1)[0].lower().rstrip(".")
         best: tuple[int, str, str, Any] | None = None
         rkey = "routes.route.openshift.io"
-        def route_host(o: dict) -> bool:
-            spec = o.get("spec")
-            return isinstance(spec, dict) and str(spec.get("host") or "").lower() == host
-
-        def ingress_host(o: dict) -> bool:
-            spec = o.get("spec")
-            rules = spec.get("rules") if isinstance(spec, dict) else None
-            return isinstance(rules, list) and any(isinstance(r, dict) and str(r.get("host") or "").lower() == host
-                                                   for r in rules)
-
         if any(r.key == rkey for r in store.resources):
-            for route in store.find(store.rt("routes", "route.openshift.io"), route_host):
+            for route in by_host(store, store.rt("routes", "route.openshift.io"), host):
                 spec = route.get("spec") or {}
                 ing = ((route.get("status") or {}).get("ingress") or [{}])[0]
                 admitted = any(c.get("type") == "Admitted" and c.get("status") == "True" for c in ing.get("conditions") or [])
@@ -236,7 +227,7 @@ class EmbeddedCluster:
                     cand = (len(prefix), route["metadata"]["namespace"], (spec.get("to") or {}).get("name", ""),
                             ("route", (spec.get("port") or {}).get("targetPort")))
                     best = cand if best is None or cand[0] > best[0] else best
-        for ingress in store.find(store.rt("ingresses", "networking.k8s.io"), ingress_host):
+        for ingress in by_host(store, store.rt("ingresses", "networking.k8s.io"), host):
             for rule in (ingress.get("spec") or {}).get("rules") or []:
                 if (rule.get("host") or "").lower() != host:
                     continue
