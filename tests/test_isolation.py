@@ -143,7 +143,7 @@ def test_malformed_neighbour_changes_no_other_grade(alone, tmp_path, cluster_wid
         finally:
             api.close()
         if cluster_wide:
-            assert "/api/v1/pods?limit=500" in double.requests
+            assert any(r.startswith("/api/v1/pods?limit=") for r in double.requests), double.requests   # one page size or another
         else:
             assert any(r.startswith(f"/api/v1/namespaces/{BAD}/pods") for r in double.requests)
     for ns in GOOD:
