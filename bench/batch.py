@@ -1,21 +1,24 @@
-"""Benchmark: a class of N students graded in one batch, against a kubectl-per-check grader.
+"""Benchmark: a class graded in one batch, against two common ways, all measured in one run.
 
-    /work/venv/bin/python bench/batch.py --namespaces 1000 --exercise ex6 --latency-ms 5
+    python bench/batch.py --exercises ex2 --namespaces 1000,3000 --runs 3
+    python bench/batch.py --exercises all --namespaces 1000 --runs 3
 
-It starts the embedded cluster, fills N namespaces ``student-0000``... with a mix of the
-exercise's reference solution (half of them), its broken variants and empty namespaces (the
-rest, in turn), adds a fixed latency to every API request, then:
+For each class size it starts an embedded cluster, fills N namespaces ``student-00000``... (see
+``plan``), adds a fixed latency to every API request, then:
 
-1. grades them with the real command line in a child process —
-   ``python -m grader EX --namespace-pattern 'student-*' --out DIR --wait 0 --quiet`` —
-   and reports wall seconds (interpreter start included), API requests from the server's log
-   (service-proxy probes counted apart), namespaces/second and the child's peak RSS;
-2. grades a sample the way graders are commonly written: one ``kubectl get <kind> <name> -n NS
-   -o json`` subprocess per check per student (one ``requests.get`` per check when kubectl is
-   not installed, and it says so), and extrapolates to N.
+1. grades them ``--runs`` times with the real command line in a child process --
+   ``python -m grader EX... --namespace-pattern 'student-*' --out DIR --wait 0 --quiet`` -- and
+   reports, min/median/max over the runs: wall seconds (interpreter start included), the child's
+   CPU seconds (user+sys, from ``wait4``) and CPU per namespace per exercise, its peak RSS, and
+   API requests from the server's log (route and service-proxy probes counted apart);
+2. baseline A, in the same run and on the same data: one ``kubectl get <short name> [NAME] -n NS
+   -o json`` subprocess per check (the first object each check reads) for a sample of namespaces,
+   extrapolated to N;
+3. baseline B, likewise: ``python -m grader EX... -n NS --wait 0`` once per student for a sample,
+   extrapolated to N.
 
 Filling goes straight into the API server's store (same objects, admission and controllers as
-over HTTP); its time is printed but is not part of any measurement.
+over HTTP) and takes linear time; it is printed but is not part of any measurement.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ import argparse
 import inspect
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,23 +43,41 @@ from grader.cluster.apitypes import resource_for_kind  # noqa: E402
 from grader.manifests import load_path  # noqa: E402
 from grader.cluster import EmbeddedCluster  # noqa: E402
 from grader.selftest import cases  # noqa: E402
-from grader.settings import Settings, data_dir  # noqa: E402
+from grader.settings import Settings  # noqa: E402
+
+ALL = [f"ex{i}" for i in range(1, 8)]
+# ex1, ex2 and ex6 name the same Pod/Service ("hello"): with all seven, a namespace holds the
+# work of ex3, ex4, ex5, ex7 and one of these three in turn.
+EXCLUSIVE = ("ex1", "ex2", "ex6")
 
 
 def default_exercise() -> str:
-    """ex6 once its solution exists (another helper is writing it), else ex2."""
-    return "ex6" if (data_dir("solutions") / "ex6").is_dir() else "ex2"
+    return "ex6"
+
+
+def _cases(spec: Any) -> list[tuple[str, list[dict]]]:
+    return [(case.name, [d.obj for f in case.files for d in load_path(f)[0]]) for case in cases(spec)]
 
 
 def plan(spec: Any, n: int) -> list[tuple[str, list[dict]]]:
     """(case name, objects) per namespace: half solutions, the rest broken variants and empty."""
-    loaded = []
-    for case in cases(spec):
-        objs = [d.obj for f in case.files for d in load_path(f)[0]]
-        loaded.append((case.name, objs))
-    good = loaded[0]
-    broken = loaded[1:]
+    loaded = _cases(spec)
+    good, broken = loaded[0], loaded[1:]
     return [good if i % 2 == 0 else broken[(i // 2) % len(broken)] for i in range(n)]
+
+
+def plan_many(specs: list[Any], n: int) -> list[tuple[str, list[dict]]]:
+    """One exercise: ``plan``. Several: each namespace gets each exercise's case (half solutions),
+    except that of ex1/ex2/ex6, whose objects share names, only one in turn."""
+    if len(specs) == 1:
+        return plan(specs[0], n)
+    plans = {s.id: plan(s, n) for s in specs}
+    exclusive = [s.id for s in specs if s.id in EXCLUSIVE]
+    out = []
+    for i in range(n):
+        ids = [s.id for s in specs if s.id not in EXCLUSIVE or s.id == exclusive[(i // 2) % len(exclusive)]]
+        out.append(("+".join(plans[x][i][0] for x in ids), [o for x in ids for o in plans[x][i][1]]))
+    return out
 
 
 def fill(cluster: EmbeddedCluster, names: list[str], work: list[tuple[str, list[dict]]]) -> None:
@@ -68,8 +89,8 @@ def fill(cluster: EmbeddedCluster, names: list[str], work: list[tuple[str, list[
         for obj in objs:
             rt = resource_for_kind(str(obj.get("apiVersion")), str(obj.get("kind")), server.resources)
             assert rt is not None, obj.get("kind")
-            store.create(rt, name, obj, admit=server.admit)
-    cluster.settle(timeout=600)
+            store.create(rt, name, json.loads(json.dumps(obj)), admit=server.admit)
+    cluster.settle(timeout=3600)
 
 
 def reads_per_check(spec: Any, api: Any, namespace: str) -> dict[str, tuple[str, str | None]]:
@@ -102,117 +123,152 @@ def reads_per_check(spec: Any, api: Any, namespace: str) -> dict[str, tuple[str,
     for check in spec.checks:
         view = Recording(snapshot, namespace)
         fixtures = {"view": view, "ns": namespace, "params": MappingProxyType(dict(spec.params)),
-                    "probe": probe, "exercise": spec}
+                    "probe": probe.scoped(namespace, snapshot), "exercise": spec}
         fn = getattr(module, check.function)
         try:
             fn(**{a: fixtures[a] for a in inspect.signature(fn).parameters})
-        except Exception:
+        except BaseException:  # noqa: BLE001 -- only the read it made matters here
             pass
-        out[check.id] = view.first or ("Pod", None)
+        out[f"{spec.id}/{check.id}"] = view.first or ("Pod", None)
     return out
 
 
-def kubectl_way(kubeconfig: Path, cluster: EmbeddedCluster, reads: dict[str, tuple[str, str | None]],
-                sample: list[str]) -> tuple[float, int, str]:
-    """Seconds for one fetch per check per sampled namespace, the number of fetches, and how."""
+def kubectl_way(kubeconfig: Path, reads: dict[str, tuple[str, str | None]], sample: list[str]) -> tuple[float, int]:
+    """Seconds for one ``kubectl get`` per check per sampled namespace, and the number of calls."""
     from grader.kube import resource
 
     kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is not installed"
     calls = [(ns, kind, name) for ns in sample for kind, name in reads.values()]
     started = time.monotonic()
-    if kubectl:
-        for ns, kind, name in calls:
-            res = resource(kind)
-            args = [kubectl, "--kubeconfig", str(kubeconfig), "get", res.short, *([name] if name else []),
-                    "-n", ns, "-o", "json"]
-            subprocess.run(args, capture_output=True, check=False)
-        how = "kubectl subprocess per check"
-    else:
-        import requests
-        session = requests.Session()
-        for ns, kind, name in calls:
-            res = resource(kind)
-            session.get(cluster.url + res.path(ns, name), headers={"Authorization": f"Bearer {cluster.token}"})
-        how = "one requests.get per check (kubectl not installed)"
-    return time.monotonic() - started, len(calls), how
+    for ns, kind, name in calls:
+        args = [kubectl, "--kubeconfig", str(kubeconfig), "get", resource(kind).short, *([name] if name else []),
+                "-n", ns, "-o", "json"]
+        subprocess.run(args, capture_output=True, check=False)
+    return time.monotonic() - started, len(calls)
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, float, float]:
+    """(exit code, output, wall s, CPU s user+sys, peak RSS MB) of one child, from ``wait4``."""
+    with tempfile.TemporaryFile("w+") as sink:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sink.seek(0)
+        return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    return "/".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings(lang="en")
+    specs = [settings.exercise(ex) for ex in exercises]
+    names = [f"student-{i:05d}" for i in range(n)]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, EmbeddedCluster() as cluster:
+        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
+        t0 = time.monotonic()
+        fill(cluster, names, plan_many(specs, n))
+        fill_s = time.monotonic() - t0
+        print(f"# {','.join(exercises)} × {n}: filled in {fill_s:.1f}s (not measured)", flush=True)
+        cluster.server.faults.latency = args.latency_ms / 1000
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        runs = []
+        for r in range(args.runs):
+            out = Path(tmp) / f"out{r}"
+            cluster.server.reset_requests()
+            cmd = [sys.executable, "-m", "grader", *exercises, "--namespace-pattern", "student-*", "--out", str(out),
+                   "--wait", "0", "--quiet", "--kubeconfig", str(kubeconfig), "--lang", "en"]
+            code, printed, wall, cpu, rss = run_measured(cmd, env)
+            if code not in (0, 1):
+                raise SystemExit(f"grader exited {code}:\n{printed}")
+            time.sleep(0.1)   # the server logs a request after answering it
+            reqs = cluster.server.requests
+            probes = sum(1 for q in reqs if "/proxy" in q.path)
+            api = len(reqs) - probes
+            checks = sum(len(json.loads((out / ns / "results.json").read_text())["tests"]) for ns in names)
+            runs.append({"wall": wall, "cpu": cpu, "rss": rss, "api": api, "proxy": probes, "checks": checks})
+            print(f"  run {r + 1}: wall {wall:.2f}s, CPU {cpu:.2f}s ({1000 * cpu / (n * len(exercises)):.2f} ms per "
+                  f"namespace per exercise), peak RSS {rss:.0f} MB, API requests {api} (+{probes} service-proxy "
+                  f"probes), {checks} checks; {printed.strip().splitlines()[-1] if printed.strip() else ''}",
+                  flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+        cluster.server.faults.latency = args.latency_ms / 1000
+        # baseline A: kubectl per check, on a sample
+        from grader.kube import Api
+        api_client = Api(kubeconfig=str(kubeconfig))
+        reads: dict[str, tuple[str, str | None]] = {}
+        for spec in specs:
+            reads.update(reads_per_check(spec, api_client, names[0]))
+        api_client.close()
+        sample = names[:args.sample]
+        k_s, k_calls = kubectl_way(kubeconfig, reads, sample)
+        kubectl_n = k_s / len(sample) * n
+        # baseline B: grade -n NS once per student, on a sample
+        student = names[:args.student_sample]
+        g_times = []
+        for ns in student:
+            cmd = [sys.executable, "-m", "grader", *exercises, "-n", ns, "--wait", "0", "--quiet",
+                   "--kubeconfig", str(kubeconfig), "--lang", "en"]
+            code, printed, wall, _, _ = run_measured(cmd, env)
+            if code not in (0, 1):
+                raise SystemExit(f"grade -n {ns} exited {code}:\n{printed}")
+            g_times.append(wall)
+        per_student_n = sum(g_times) / len(g_times) * n
+        med_wall = statistics.median(r["wall"] for r in runs)
+        row = {"exercises": ",".join(exercises), "n": n, "fill": fill_s, "runs": runs,
+               "kubectl": (k_s, k_calls, len(sample), kubectl_n), "per_student": (sum(g_times), len(student), per_student_n),
+               "ratio_kubectl": kubectl_n / med_wall, "ratio_student": per_student_n / med_wall}
+        print(f"  baseline kubectl per check: {k_calls} calls for {len(sample)} namespaces in {k_s:.1f}s → "
+              f"{kubectl_n:.0f}s for {n} (batch {row['ratio_kubectl']:.0f}× faster, median wall)")
+        print(f"  baseline grade -n NS per student: {len(student)} in {sum(g_times):.1f}s → {per_student_n:.0f}s for "
+              f"{n} (batch {row['ratio_student']:.0f}× faster, median wall)", flush=True)
+        return row
+
+
+def table(rows: list[dict[str, Any]], latency: float) -> str:
+    head = ("| exercises | namespaces | checks | API requests (+proxy probes) | wall s min/med/max | "
+            "CPU s min/med/max | CPU ms per ns per exercise (med) | peak RSS MB min/med/max | "
+            "kubectl per check (extrapolated) | ratio | grade -n per student (extrapolated) | ratio |")
+    lines = [head, "|" + "---|" * 12]
+    for row in rows:
+        runs = row["runs"]
+        ex_count = len(row["exercises"].split(","))
+        api = sorted({r["api"] for r in runs})
+        proxy = sorted({r["proxy"] for r in runs})
+        k_s, k_calls, k_n, kubectl_n = row["kubectl"]
+        g_s, g_n, student_n = row["per_student"]
+        lines.append(
+            f"| {row['exercises']} | {row['n']:,} | {runs[0]['checks']:,} | {'/'.join(map(str, api))} "
+            f"(+{'/'.join(map(str, proxy))}) | {spread([r['wall'] for r in runs])} | {spread([r['cpu'] for r in runs])} | "
+            f"{1000 * statistics.median(r['cpu'] for r in runs) / (row['n'] * ex_count):.2f} | "
+            f"{spread([r['rss'] for r in runs], '{:.0f}')} | {kubectl_n:,.0f} s ({k_calls} calls on {k_n} ns: {k_s:.1f} s) | "
+            f"{row['ratio_kubectl']:.0f}× | {student_n:,.0f} s ({g_n} runs: {g_s:.1f} s) | {row['ratio_student']:.0f}× |")
+    return "\n".join(lines) + f"\n\n({latency:g} ms added to every API request; ratios use the median wall.)"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--namespaces", type=int, default=1000)
-    p.add_argument("--exercise", default=None, help="default: ex6 if its solution exists, else ex2")
+    p.add_argument("--exercises", default="ex6", help="comma-separated, or 'all' (ex1..ex7)")
+    p.add_argument("--namespaces", default="1000", help="class sizes, comma-separated: 1000,3000,10000")
+    p.add_argument("--runs", type=int, default=3)
     p.add_argument("--latency-ms", type=float, default=5.0, help="added to every API request")
-    p.add_argument("--sample", type=int, default=20, help="namespaces graded the kubectl way")
-    p.add_argument("--keep", metavar="DIR", help="write the reports here instead of a temp dir")
-    p.add_argument("--profile", metavar="FILE", help="run the grader under cProfile, stats to FILE")
+    p.add_argument("--sample", type=int, default=5, help="namespaces graded the kubectl-per-check way")
+    p.add_argument("--student-sample", type=int, default=5, help="namespaces graded with one `grade -n NS` each")
+    p.add_argument("--json", metavar="FILE", help="also write the rows here")
     args = p.parse_args()
-    ex = args.exercise or default_exercise()
-    spec = Settings(lang="en").exercise(ex)
-    names = [f"student-{i:04d}" for i in range(args.namespaces)]
-    work = plan(spec, args.namespaces)
-
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, EmbeddedCluster() as cluster:
-        kubeconfig = cluster.write_kubeconfig(Path(tmp) / "kubeconfig")
-        t0 = time.monotonic()
-        fill(cluster, names, work)
-        fill_s = time.monotonic() - t0
-        counts = {k: len(store_items) for k, store_items in
-                  ((r.kind, cluster.server.store.list(r)[0]) for r in cluster.server.store.resources)
-                  if store_items}
-        print(f"exercise {ex}: {len(spec.checks)} checks; filled {args.namespaces} namespaces in "
-              f"{fill_s:.1f}s (not measured): {counts}")
-
-        out = Path(args.keep) if args.keep else Path(tmp) / "out"
-        cluster.server.faults.latency = args.latency_ms / 1000
-        cluster.server.reset_requests()
-        prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-        cmd = [sys.executable, *prof, "-m", "grader", ex, "--namespace-pattern", "student-*", "--out", str(out),
-               "--wait", "0", "--quiet", "--kubeconfig", str(kubeconfig), "--lang", "en"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        t0 = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
-        wall = time.monotonic() - t0
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        reqs = cluster.server.requests
-        probes = [r for r in reqs if "/proxy" in r.path]
-        api_reqs = [r for r in reqs if "/proxy" not in r.path]
-        print(f"$ {' '.join(cmd[1:])}\n{proc.stdout.strip()}  (exit {proc.returncode})")
-        if proc.returncode not in (0, 1):
-            print(proc.stderr, file=sys.stderr)
-            return 1
-        graded_checks = sum(
-            len(json.loads((out / n / "results.json").read_text())["tests"]) for n in names)
-        by_kind: dict[str, int] = {}
-        for r in api_reqs:
-            by_kind[r.resource or r.path] = by_kind.get(r.resource or r.path, 0) + 1
-
-        # the common way, on a sample of the same data
-        reads = reads_per_check(spec, _api(kubeconfig), names[0])
-        sample = names[:args.sample]
-        k_s, k_calls, how = kubectl_way(kubeconfig, cluster, reads, sample)
-        per_ns = k_s / max(1, len(sample))
-        extrapolated = per_ns * args.namespaces
-
-        print(f"\nbatch grading ({os.cpu_count()} cores, {args.latency_ms:g} ms added per API request)")
-        print(f"  namespaces            {args.namespaces}")
-        print(f"  checks evaluated      {graded_checks}")
-        print(f"  API requests          {len(api_reqs)} (probes aside: {len(probes)} service-proxy probes) {by_kind}")
-        print(f"  wall seconds          {wall:.2f} (whole `python -m grader` process)")
-        print(f"  namespaces/second     {args.namespaces / wall:.0f}")
-        print(f"  peak RSS              {rss_mb:.0f} MB (grader process)")
-        print(f"\n{how}: {k_calls} calls for {len(sample)} namespaces in {k_s:.1f}s "
-              f"({per_ns:.2f}s per namespace)")
-        print(f"  extrapolated to {args.namespaces} namespaces: {extrapolated:.0f}s "
-              f"→ batch is {extrapolated / wall:.0f}× faster")
-        targets = [("wall < 10 s", wall < 10), ("API requests < 40", len(api_reqs) < 40),
-                   ("peak RSS < 400 MB", rss_mb < 400), ("≥ 50× faster than per-check kubectl", extrapolated / wall >= 50)]
-        print("\ntargets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in targets))
+    exercises = ALL if args.exercises == "all" else args.exercises.split(",")
+    print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}  "
+          f"({os.cpu_count()} cores)", flush=True)
+    rows = [bench_size(exercises, int(n), args) for n in args.namespaces.split(",")]
+    print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(table(rows, args.latency_ms))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
-
-
-def _api(kubeconfig: Path) -> Any:
-    from grader.kube import Api
-    return Api(kubeconfig=str(kubeconfig))
 
 
 if __name__ == "__main__":
