@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any, Iterator
@@ -34,7 +33,7 @@ from .grading import probe_for, progress_bar
 from .i18n import Raw, Text, quote, t
 from .junit import render_junit
 from .kube import Api
-from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_many
+from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_batch
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
 from .runner import collect
 from .settings import Settings
@@ -43,7 +42,6 @@ from .snapshot import Snapshot
 from .specs import ExerciseSpec
 
 CHUNK = 200
-WRITERS = 16
 RESULTS = "results.json"
 GRADEBOOK = "gradebook.csv"
 
@@ -128,26 +126,21 @@ def _earlier(out_dir: Path, skip: set[str]) -> dict[str, list[ExerciseResult]]:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _write_namespace(out_dir: Path, namespace: str, results: list[ExerciseResult], lang: str) -> None:
-    """JUnit per exercise first, results.json last: its presence marks the namespace done."""
+def _reports(out_dir: Path, namespace: str, results: list[ExerciseResult], lang: str) -> list[tuple[Path, str]]:
+    """A namespace's report files, in the order they are written: JUnit per exercise first,
+    results.json last, since its presence marks the namespace done."""
     d = out_dir / namespace
     if not safe_name(namespace) or d.resolve().parent != out_dir.resolve():
         raise ValueError(f"refusing to write reports outside {out_dir}: {namespace!r}")  # callers filter first
     d.mkdir(parents=True, exist_ok=True)
-    write_atomic_many(d, [*((f"{r.exercise_id}.xml", render_junit([r], lang)) for r in results),
-                          (RESULTS, json.dumps(gradescope_json(results, lang), ensure_ascii=False, indent=1))])
+    return [*((d / f"{r.exercise_id}.xml", render_junit([r], lang)) for r in results),
+            (d / RESULTS, json.dumps(gradescope_json(results, lang), ensure_ascii=False, indent=1))]
 
 
 def _write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str) -> None:
-    """Write many namespaces' reports at once: each file is fsynced once and its directory once
-    (``write_atomic_many``); that is I/O wait, not CPU, so threads overlap it."""
-    if len(by_ns) <= 1:
-        for ns, rs in by_ns.items():
-            _write_namespace(out_dir, ns, rs, lang)
-        return
-    with ThreadPoolExecutor(max_workers=min(WRITERS, len(by_ns))) as pool:
-        for future in [pool.submit(_write_namespace, out_dir, ns, rs, lang) for ns, rs in by_ns.items()]:
-            future.result()
+    """Write many namespaces' reports at once (``write_atomic_batch``: one flush of the filesystem
+    for the chunk's contents and one for its renames, not two fsyncs per file)."""
+    write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang)])
 
 
 def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]]) -> None:
