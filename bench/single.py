@@ -1,8 +1,10 @@
 """How long one student's `grade EX` takes, from process start, on the embedded cluster.
 
 Starts an embedded cluster, applies the exercise's reference solution, then times
-`python -m grader EX --kubeconfig ...` as a child process N times (import time included) and
-prints min / median / max wall seconds and the API requests one grade makes.
+`python -m grader EX --kubeconfig ...` as a child process N times (interpreter start and imports
+included) and prints min / median / max wall seconds and the API requests one grade makes. The
+import time of `kubernetes` and `pytest` is shown apart: each is imported alone in a fresh
+interpreter N times (min / median / max), beside the bare interpreter's start.
 
     python bench/single.py ex6 --runs 10
 """
@@ -21,6 +23,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def spread(times: list[float]) -> str:
+    return f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, max {max(times):.2f} s"
+
+
+def import_times(runs: int, env: dict[str, str]) -> dict[str, list[float]]:
+    """Wall seconds of a fresh interpreter that imports one module (or nothing)."""
+    out: dict[str, list[float]] = {}
+    for label, code in (("python (no import)", "pass"), ("import kubernetes", "import kubernetes.client"),
+                        ("import pytest", "import pytest"), ("import grader.cli", "import grader.cli")):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))
+            times.append(time.perf_counter() - started)
+        out[label] = times
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("exercise", nargs="?", default="ex6")
@@ -31,6 +51,8 @@ def main() -> None:
     from grader.kube import Api
     from grader.cluster import EmbeddedCluster
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     with tempfile.TemporaryDirectory() as tmp, EmbeddedCluster() as cluster:
         cluster.create_namespace("student")
         kc = cluster.write_kubeconfig(Path(tmp) / "kc", namespace="student")
@@ -38,7 +60,6 @@ def main() -> None:
         problems = apply_files(api, manifest_files(solution_dir(args.exercise)), "student")
         assert not problems, [p.en for p in problems]
         cluster.settle()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         times = []
         for _ in range(args.runs):
             cluster.server.reset_requests()
@@ -47,10 +68,12 @@ def main() -> None:
                                   cwd=tmp, env=env, capture_output=True, text=True)
             times.append(time.perf_counter() - started)
             assert proc.returncode == 0, proc.stdout + proc.stderr
+        time.sleep(0.1)
         requests = len(cluster.server.requests)
     print(f"grade {args.exercise} (solution, embedded cluster, {args.runs} runs, {os.cpu_count()} cores): "
-          f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, max {max(times):.2f} s wall; "
-          f"{requests} API requests per grade")
+          f"{spread(times)} wall from process start; {requests} API requests per grade")
+    for label, t in import_times(args.runs, env).items():
+        print(f"  {label:<20} {spread(t)} (fresh interpreter, wall)")
 
 
 if __name__ == "__main__":
