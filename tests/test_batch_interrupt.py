@@ -73,7 +73,8 @@ def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
 
     Holding the server (not racing the child) makes "mid-way" certain however fast the batch is
     and however busy the machine: the child is inside a request of a later chunk when it is told
-    to stop."""
+    to stop. The hold ends once the signal is sent, so requests in flight in the child's worker
+    threads are answered and do not keep it alive until their timeouts."""
     gate = threading.Event()
 
     def hold_once_a_chunk_is_written(method: str, path: str) -> bool:
@@ -90,6 +91,7 @@ def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
             assert time.monotonic() < deadline, "no chunk finished within 60 s"
             time.sleep(0.01)
         proc.send_signal(sig)
+        gate.set()
         _, err = proc.communicate(timeout=60)
     finally:
         gate.set()
