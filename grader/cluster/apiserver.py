@@ -189,9 +189,17 @@ class _Handler(BaseHTTPRequestHandler):
             if k.lower() not in ("content-length", "content-type", "connection"):
                 self.send_header(k, v)
         self.end_headers()
+        # Recorded before the client can read the answer: a test that acts on an answer and then
+        # looks at the request log must find this request in it, never after a reset of the log.
+        self._record_once(code)
         if self.command != "HEAD":
             self.wfile.write(body)
         self._status = code
+
+    def _record_once(self, status: int) -> None:
+        record, self._unrecorded = getattr(self, "_unrecorded", None), None
+        if record is not None:
+            record(status)
 
     def _send_json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(code, json.dumps(obj, separators=(",", ":")).encode(), headers=headers)
@@ -208,6 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         body = self._body()
         user, verb, route = "", _VERBS.get(self.command, "get"), _Route(None)
+
+        def record(status: int) -> None:   # sees user, verb and route as they are when it is called
+            rt = route.rt
+            api._record(RequestRecord(self.command, path, query, user, verb,
+                                      rt.plural if rt else "", route.namespace, status))
+        self._unrecorded: Callable[[int], None] | None = record
         try:
             delay, fail, reset = api.faults._decide(self.command, path)
             if delay:
@@ -259,9 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(500, status_body(500, "InternalError", f"internal error: {exc!r}"))
         finally:
-            rt = route.rt
-            api._record(RequestRecord(self.command, path, query, user, verb,
-                                      rt.plural if rt else "", route.namespace, self._status))
+            self._record_once(self._status)   # no answer sent (a reset): recorded now
 
     def _authenticate(self) -> tuple[str, Authorizer | None]:
         api = self.api
