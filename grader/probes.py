@@ -107,8 +107,15 @@ class Probe:
             for item in pending.items():
                 fetch(item)
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(pending))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(pending)))
+        finished = False
+        try:
             list(pool.map(fetch, pending.items()))
+            finished = True
+        finally:
+            # On Ctrl-C or SIGTERM the probes still queued are dropped, not run: a class's batch
+            # stops now, and the few in flight end by their own deadline.
+            pool.shutdown(wait=finished, cancel_futures=not finished)
 
     # --- service proxy ---------------------------------------------------------------------
     def service(self, namespace: str, service: str, port: int | str, path: str = "/") -> HttpAnswer:

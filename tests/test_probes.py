@@ -284,3 +284,35 @@ def test_a_class_of_big_pages_stays_within_the_memory_budget(api, recorder):
     expect_http_ok(second, Text.same("b"), "curl b", contains="<p>xxx")   # found in what was kept
     probe.reset()
     assert not probe.url("b.apps.sandbox.local").clipped           # a new observation, a new budget
+
+
+def test_an_interrupt_drops_the_probes_still_queued():
+    """Ctrl-C or SIGTERM in a class's probe pass stops it now: it waits neither for the probes in
+    flight nor runs those still queued."""
+    from grader.probes import Deferred, Probe
+    from grader.wire import HttpAnswer
+    probe = Probe(None, workers=1)  # type: ignore[arg-type]
+    probe.defer = True
+    ran: list[int] = []
+    finished: list[int] = []
+    interrupted = threading.Event()
+
+    def fetch(i: int):
+        def call():
+            ran.append(i)
+            if i == 0:
+                raise KeyboardInterrupt
+            interrupted.wait(10)      # a probe in flight while the interrupt is handled
+            finished.append(i)
+            return HttpAnswer(200, b"ok")
+        return call
+
+    for i in range(20):
+        with pytest.raises(Deferred):
+            probe._cached(("svc", str(i)), fetch(i))
+    with pytest.raises(KeyboardInterrupt):
+        probe.run_deferred()
+    assert finished == []       # it did not wait for the probe in flight (that one ends by its deadline)
+    interrupted.set()
+    time.sleep(0.2)     # were the queued probes not dropped, the freed worker would now run them
+    assert ran == [0, 1], ran    # the one the single worker had already taken, and no other
