@@ -176,7 +176,8 @@ def write_atomic_batch(files: list[tuple[Path, bytes | str]]) -> None:
 
 
 def _write_temp(target: Path, payload: bytes) -> str:
-    """A new temp file beside ``target`` holding ``payload`` (not flushed), mode as ``_replace``."""
+    """A new temp file beside ``target`` holding ``payload`` (not flushed), with the mode ``target``
+    has (0644 for a new file)."""
     try:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
@@ -224,17 +225,13 @@ _SYNCFS: Any = False
 
 def _replace(target: Path, payload: bytes) -> None:
     """Temp file beside ``target``, written and fsynced, then renamed over it."""
+    tmp = _write_temp(target, payload)
     try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         try:
