@@ -33,6 +33,8 @@ class Snapshot:
         self._denied: dict[tuple[str, str], InfraError] = {}        # (kind, ns) → why not
         self._cluster: dict[str, list[Obj] | InfraError] = {}       # cluster-scoped kinds
         self._served: dict[str, bool] = {}
+        # (kind, namespace or None) → (the list indexed, name → first object of that name)
+        self._names: dict[tuple[str, str | None], tuple[list[Obj], dict[str, Obj]]] = {}
         self.generation = 0
 
     def refresh(self) -> None:
@@ -41,6 +43,7 @@ class Snapshot:
             self._kinds.clear()
             self._denied.clear()
             self._cluster.clear()
+            self._names.clear()
             self.generation += 1
 
     def view(self, namespace: str) -> "View":
@@ -105,6 +108,26 @@ class Snapshot:
             raise got
         return got
 
+    def by_name(self, kind: str, namespace: str | None, objects: list[Obj]) -> dict[str, Obj]:
+        """Name → the first object of that name in ``objects`` (the list just read for ``kind``
+        in ``namespace``, None for cluster-scoped), built once per list: finding each student's
+        PersistentVolume by scanning every PV of the class would be quadratic in the class. The
+        index is kept with the very list it was built from, so a list read again after
+        ``refresh`` is indexed again. Only string names are keys: a malformed name (a mapping,
+        a number) could not equal a name asked for anyway."""
+        key = (kind, namespace)
+        with self._lock:
+            got = self._names.get(key)
+            if got is not None and got[0] is objects:
+                return got[1]
+            index: dict[str, Obj] = {}
+            for obj in objects:
+                name = metadata_of(obj).get("name")
+                if isinstance(name, str) and name not in index:
+                    index[name] = obj
+            self._names[key] = (objects, index)
+            return index
+
     def served(self, kind: str) -> bool:
         with self._lock:
             if kind not in self._served:
@@ -151,10 +174,12 @@ class View:
                               kind=Raw(kind), ns=self.namespace, why=e.message), e.status, e.reason) from None
 
     def get(self, kind: str, name: str) -> Obj | None:
-        for obj in self.list(kind):
-            if metadata_of(obj).get("name") == name:
-                return obj
-        return None
+        """The first object of ``kind`` named ``name``, through the snapshot's name index."""
+        objects = self.list(kind)
+        if not isinstance(name, str):   # a caller passing a student's odd value: compare as before
+            return next((o for o in objects if metadata_of(o).get("name") == name), None)
+        namespace = self.namespace if resource(kind).namespaced else None
+        return self._snapshot.by_name(kind, namespace, objects).get(name)
 
     def select(self, kind: str, selector: Mapping[str, str]) -> list[Obj]:
         """Objects whose labels match an equality selector (an empty selector matches nothing,

@@ -91,7 +91,7 @@ def expect_pvc_bound(view: View, pvc: Obj) -> None:
                name=name), oc(view, f"get pvc {name} -o yaml"))
     if not view.can_read("PersistentVolume"):
         return
-    pv = next((v for v in view.list("PersistentVolume") if name_of(v) == volume), None)
+    pv = view.get("PersistentVolume", volume)   # by the snapshot's name index: no scan of every PV per student
     if pv is None:
         fail(t("PVC {name} の PV {pv} が存在しません。", "the volume {pv} of PVC {name} does not exist.",
                name=name, pv=volume), f"oc get pv {volume}")
