@@ -17,6 +17,7 @@ serve it; ``double.route(prefix, handler)`` hands matching requests to ``handler
 """
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import threading
@@ -59,6 +60,26 @@ def load_fixture(path: str | pathlib.Path) -> list[dict[str, Any]]:
             out.extend(i for i in doc["items"] if isinstance(i, dict))
         else:
             out.append(doc)
+    return out
+
+
+def relocated(objects: Iterable[dict[str, Any]], namespace: str, ip: str) -> list[dict[str, Any]]:
+    """Copies of one student's recorded objects moved to ``namespace``, their pod at ``ip``: a
+    class made of one recording, each student with a namespace and a pod IP of their own."""
+    out = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["namespace"] = namespace
+        if obj["kind"] == "Pod":
+            obj["status"]["podIP"], obj["status"]["podIPs"] = ip, [{"ip": ip}]
+        elif obj["kind"] == "EndpointSlice":
+            for ep in obj["endpoints"]:
+                ep["addresses"], ep["targetRef"]["namespace"] = [ip], namespace
+        elif obj["kind"] == "Endpoints":
+            for sub in obj["subsets"]:
+                for a in sub["addresses"]:
+                    a["ip"], a["targetRef"]["namespace"] = ip, namespace
+        out.append(obj)
     return out
 
 

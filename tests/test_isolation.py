@@ -22,7 +22,7 @@ from grader.grading import grade_on
 from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings
-from tests.apidouble import ApiDouble, load_fixture, status
+from tests.apidouble import ApiDouble, load_fixture, relocated, status
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real" / "isolation-hello-httpd.yaml"
 SETTINGS = Settings(lang="en", wait=0.0, quiet=True)
@@ -33,22 +33,7 @@ EXERCISES = ["ex1", "ex2"]
 
 def _student(namespace: str, n: int) -> list[dict[str, Any]]:
     """The recorded solution, moved to ``namespace`` with a pod IP of its own."""
-    out = []
-    ip = f"10.88.0.{n}"
-    for obj in load_fixture(FIXTURE):
-        obj = copy.deepcopy(obj)
-        obj["metadata"]["namespace"] = namespace
-        if obj["kind"] == "Pod":
-            obj["status"]["podIP"], obj["status"]["podIPs"] = ip, [{"ip": ip}]
-        elif obj["kind"] == "EndpointSlice":
-            for ep in obj["endpoints"]:
-                ep["addresses"], ep["targetRef"]["namespace"] = [ip], namespace
-        elif obj["kind"] == "Endpoints":
-            for sub in obj["subsets"]:
-                for a in sub["addresses"]:
-                    a["ip"], a["targetRef"]["namespace"] = ip, namespace
-        out.append(obj)
-    return out
+    return relocated(load_fixture(FIXTURE), namespace, f"10.88.0.{n}")
 
 
 def _malformed(namespace: str) -> dict[str, list[Any]]:

@@ -7,7 +7,6 @@ time are measured in a child process that grades a class of 16 hostile namespace
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
@@ -16,7 +15,7 @@ import sys
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,11 +27,11 @@ from grader.kube import Api, RetryPolicy
 from grader.probes import MAX_BODY, Probe
 from grader.results import Outcome
 from grader.settings import Settings
-from tests.apidouble import ApiDouble, load_fixture, status
+from tests.apidouble import ApiDouble, load_fixture, relocated, status
+from tests.loopback import Handler, LoopbackServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real" / "isolation-hello-httpd.yaml"
 SETTINGS = Settings(lang="en", wait=0.0, quiet=True)
-Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
 # --- hostile answers --------------------------------------------------------------------------
@@ -118,35 +117,13 @@ def _serve_http(h: BaseHTTPRequestHandler) -> None:
 
 
 # --- route probes -----------------------------------------------------------------------------
-class Router:
-    """A loopback server answering every request with ``handler`` (the grader's --router)."""
-
-    def __init__(self, handler: Handler) -> None:
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                handler(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.address = "%s:%d" % self.httpd.server_address[:2]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def router() -> Iterator[Callable[[Handler], Router]]:
-    made: list[Router] = []
+def router() -> Iterator[Callable[[Handler], LoopbackServer]]:
+    """Loopback servers answering every request with a handler (the grader's --router)."""
+    made: list[LoopbackServer] = []
 
-    def make(handler: Handler) -> Router:
-        made.append(Router(handler))
+    def make(handler: Handler) -> LoopbackServer:
+        made.append(LoopbackServer(handler))
         return made[-1]
     yield make
     for r in made:
@@ -213,20 +190,7 @@ def _student(namespace: str, n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": namespace, "labels": {"kubernetes.io/metadata.name": namespace}},
         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}]
-    for obj in load_fixture(FIXTURE):
-        obj = copy.deepcopy(obj)
-        obj["metadata"]["namespace"] = namespace
-        if obj["kind"] == "Pod":
-            obj["status"]["podIP"], obj["status"]["podIPs"] = ip, [{"ip": ip}]
-        elif obj["kind"] == "EndpointSlice":
-            for ep in obj["endpoints"]:
-                ep["addresses"], ep["targetRef"]["namespace"] = [ip], namespace
-        elif obj["kind"] == "Endpoints":
-            for sub in obj["subsets"]:
-                for a in sub["addresses"]:
-                    a["ip"], a["targetRef"]["namespace"] = ip, namespace
-        out.append(obj)
-    return out
+    return out + relocated(load_fixture(FIXTURE), namespace, ip)
 
 
 def _double(answers: dict[str, Handler]) -> ApiDouble:
@@ -403,7 +367,7 @@ def test_a_class_of_hostile_services_is_graded_in_bounded_memory_and_time(tmp_pa
 
     namespaces = [*HOSTILE, *GOOD]
     with _double({**HOSTILE, **{ns: _serve_http for ns in GOOD}}) as double:
-        hostile_router = Router(page)
+        hostile_router = LoopbackServer(page)
         try:
             kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig")
             started = time.monotonic()

@@ -4,8 +4,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,6 +15,7 @@ from grader.reports import render_console, to_json
 from grader.results import Outcome, RunResult
 from grader.settings import Settings
 from tests.apidouble import ApiDouble, load_fixture
+from tests.loopback import LoopbackServer, send_page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real"
 COMPLETE = "ex7-complete-namespace.yaml"
@@ -37,53 +36,24 @@ def _kind(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
-class Router:
+def router_answering(status: int = 200) -> LoopbackServer:
     """A loopback stand-in for the cluster's default router: answers the route's host with the
     ConfigMap's page (as httpd serves it from the mount), or a 503 when it has no endpoint."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.seen: list[str] = []
-        owner = self
-
-        class _H(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.seen.append(str(self.headers.get("Host")))
-                if status == 200:
-                    body = ("<!DOCTYPE html>\n<html><head><title>Capstone</title></head>\n"
-                            f"<body><h1>{PAGE_TEXT}</h1></body></html>\n").encode()
-                else:   # what the OpenShift router answers for a route without ready endpoints
-                    body = b"<html><body><h1>Application is not available</h1></body></html>"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    if status == 200:
+        body = ("<!DOCTYPE html>\n<html><head><title>Capstone</title></head>\n"
+                f"<body><h1>{PAGE_TEXT}</h1></body></html>\n").encode()
+    else:   # what the OpenShift router answers for a route without ready endpoints
+        body = b"<html><body><h1>Application is not available</h1></body></html>"
+    return LoopbackServer(lambda h: send_page(h, body, status))
 
 
 @pytest.fixture
-def router() -> Iterator[Router]:
-    r = Router()
-    yield r
-    r.close()
+def router() -> Iterator[LoopbackServer]:
+    with router_answering() as r:
+        yield r
 
 
-def run(tmp_path: Path, objects: list[dict[str, Any]], router: Router, *,
+def run(tmp_path: Path, objects: list[dict[str, Any]], router: LoopbackServer, *,
         setup: Callable[[ApiDouble], None] = lambda d: None, requests: list[str] | None = None) -> RunResult:
     """ex7 graded on namespace "student" of the double, the route's page through ``router``."""
     settings = Settings(lang="en", wait=0.0, router=router.address, route_domain="apps.example.com")
@@ -185,7 +155,7 @@ def _pods_name_their_port(objects: list[dict[str, Any]], name: str) -> list[dict
 
 
 def test_pods_naming_their_port_web_fail_front_service_saying_http_cannot_be_resolved(tmp_path):
-    dead = Router(status=503)            # the router has no endpoint to send the page request to
+    dead = router_answering(503)            # the router has no endpoint to send the page request to
     try:
         result = run(tmp_path, _pods_name_their_port(fixture(COMPLETE), "web"), dead)
     finally:
@@ -215,7 +185,7 @@ def _service_port_unnamed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def test_route_target_port_naming_only_the_services_target_port_fails_front_route(tmp_path):
-    dead = Router(status=503)            # what the real router answers: no endpoint matches "http"
+    dead = router_answering(503)            # what the real router answers: no endpoint matches "http"
     try:
         got = graded(run(tmp_path, _service_port_unnamed(fixture(COMPLETE)), dead))
     finally:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import copy
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -14,6 +13,7 @@ from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings
 from tests.apidouble import ApiDouble, load_fixture
+from tests.loopback import LoopbackServer, send_page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "real"
 SETTINGS = Settings(lang="en", wait=0.0)
@@ -26,12 +26,7 @@ def fixture(name: str) -> list[dict[str, Any]]:
 
 def _page(handler: BaseHTTPRequestHandler) -> None:
     """What the student's httpd answers (through the service proxy, or through a router)."""
-    body = b"<html><body>Hello from httpd</body></html>"
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/html")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    send_page(handler, b"<html><body>Hello from httpd</body></html>")
 
 
 def grade(tmp_path: Path, objects: list[dict[str, Any]], exercise: str, *,
@@ -230,40 +225,11 @@ def test_ex2_pod_held_by_a_readiness_gate_is_not_expected_in_the_endpoints(tmp_p
 
 
 # --- routes on clusters with several routers --------------------------------------------------------
-class Router:
-    """A loopback stand-in for the cluster's router: records the Host of every request."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        owner = self
-
-        class _H(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.seen.append(str(self.headers.get("Host")))
-                _page(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def router() -> Iterator[Router]:
-    r = Router()
-    yield r
-    r.close()
+def router() -> Iterator[LoopbackServer]:
+    """A loopback stand-in for the cluster's router, answering the student's page."""
+    with LoopbackServer(_page) as r:
+        yield r
 
 
 def test_ex6_admitted_by_the_default_router_while_a_shard_refuses(tmp_path, router):
