@@ -315,4 +315,4 @@ def test_an_interrupt_drops_the_probes_still_queued():
     assert finished == []       # it did not wait for the probe in flight (that one ends by its deadline)
     interrupted.set()
     time.sleep(0.2)     # were the queued probes not dropped, the freed worker would now run them
-    assert ran == [0, 1], ran    # the one the single worker had already taken, and no other
+    assert ran in ([0], [0, 1]), ran    # at most the one the single worker had already taken
