@@ -147,8 +147,9 @@ def test_persistent_5xx_is_an_api_error_within_the_deadline(faulty):
     assert not isinstance(info.value, CannotSee)
     assert info.value.status == 503 and "503" in info.value.message.en
     # given up by the deadline: the backoff slept stays inside it, and the whole call overruns it
-    # by at most the one last request (milliseconds; 1 s allows for a busy machine)
-    assert 0 < sum(clock.slept) < 2.0 and spent < 2.0 + 1.0, (clock.slept, spent)
+    # by at most the one last request (milliseconds; 3 s allows for a busy machine, where each of
+    # the real requests before it also counts on this clock)
+    assert 0 < sum(clock.slept) < 2.0 and spent < 2.0 + 3.0, (clock.slept, spent)
     tries = [r for r in settled_log(cluster, len(clock.slept) + 1) if r.path.endswith("/pods")]
     assert len(tries) == len(clock.slept) + 1 >= 3 and {r.status for r in tries} == {503}
     assert fast._down is None          # the server answered: it is not "unreachable"
