@@ -90,6 +90,14 @@ def run_grade(*args: str, cwd: Path | None = None, timeout: float = 120, env: di
                           timeout=timeout, env=environ)
 
 
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child a test will stop with SIGINT, as a person's Ctrl-C would: a
+    shell that starts a script in the background without job control starts it with SIGINT
+    ignored, the ignoring is inherited, and Python then keeps it ignored. A terminal does not."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def needs_kubectl() -> pytest.MarkDecorator:
     return pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 

@@ -18,7 +18,7 @@ import pytest
 
 from grader.apply import manifest_files, solution_dir
 from grader.manifests import load_path
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ctrl_c_works
 
 N = 120
 CHUNK = 8
@@ -48,7 +48,8 @@ def _start(kubeconfig: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "grader", "ex2", "--namespace-pattern", "student-*",
                              "--kubeconfig", str(kubeconfig), "--out", str(out), "--wait", "0", "--quiet",
                              "--lang", "en", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+                            preexec_fn=ctrl_c_works)
 
 
 def _every_file_parses(out: Path) -> int:

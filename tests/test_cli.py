@@ -11,7 +11,7 @@ import pytest
 
 from grader.cli import main
 from grader.apply import apply_files, manifest_files, solution_dir
-from tests.conftest import run_grade, xsd_or_skip
+from tests.conftest import ctrl_c_works, run_grade, xsd_or_skip
 
 
 def _grade(capsys, *argv: str) -> tuple[int, str, str]:
@@ -223,7 +223,7 @@ def test_sandbox_for_practice_then_grade(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "grader", "sandbox", "--kubeconfig-out", str(kc),
                              "--pod-start-delay", "0.2", "--lang", "en"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
     try:
         deadline = time.monotonic() + 30
         while not kc.exists() and time.monotonic() < deadline and proc.poll() is None:
