@@ -123,25 +123,6 @@ def _error_message(r: ExerciseResult, c: CheckResult | None, lang: str) -> str:
     return _LABELS["infra"].get(lang)
 
 
-def _esc_attr(s: str) -> str:
-    """An attribute value escaped exactly as ElementTree escapes it (``_escape_attrib``)."""
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if '"' in s:
-        s = s.replace('"', "&quot;")
-    if "\r" in s:
-        s = s.replace("\r", "&#13;")
-    if "\n" in s:
-        s = s.replace("\n", "&#10;")
-    if "\t" in s:
-        s = s.replace("\t", "&#09;")
-    return s
-
-
 def _esc_text(s: str) -> str:
     """Element text escaped exactly as ElementTree escapes it (``_escape_cdata``)."""
     if "&" in s:
@@ -150,6 +131,21 @@ def _esc_text(s: str) -> str:
         s = s.replace("<", "&lt;")
     if ">" in s:
         s = s.replace(">", "&gt;")
+    return s
+
+
+def _esc_attr(s: str) -> str:
+    """An attribute value escaped exactly as ElementTree escapes it (``_escape_attrib``): as text,
+    then quotes and the whitespace an attribute would lose."""
+    s = _esc_text(s)
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    if "\n" in s:
+        s = s.replace("\n", "&#10;")
+    if "\t" in s:
+        s = s.replace("\t", "&#09;")
     return s
 
 
