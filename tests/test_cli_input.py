@@ -151,31 +151,40 @@ def test_junit_creates_missing_parent_directories(kubeconfig, fresh_ns, tmp_path
     assert not [p for p in path.parent.iterdir() if p.name != "ex1.xml"]  # no write-check leftovers
 
 
-def test_the_console_report_is_printed_when_junit_cannot_be_written_after_grading(kubeconfig, fresh_ns, tmp_path):
-    """The reports folder is replaced by a file while grading (the run re-observes failing checks
-    for 5 s): the student still sees the grade, stderr says the file was not written, exit 3."""
-    reports = tmp_path / "reports"
+def _folder_becomes_a_file_while_grading(folder: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``grade ex1 --wait 5 ARGS`` (the empty namespace keeps it re-observing for 5 s), wait
+    until the write check has made ``folder`` and left it empty, then replace the folder with a
+    regular file while the run is still grading; (exit code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
-                             "--wait", "5", "--lang", "en", "--junit", str(reports / "r.xml")],
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "--wait", "5", "--lang", "en", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
+
         def created_and_checked() -> bool:  # the folder is there and the write check's file gone
-            return reports.is_dir() and not any(reports.iterdir())
+            return folder.is_dir() and not any(folder.iterdir())
         while not created_and_checked() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert created_and_checked(), "the check before grading creates the folder"
         time.sleep(0.5)  # the write check follows mkdir within microseconds; grading lasts 5 s
         assert created_and_checked()
         assert proc.poll() is None, "still grading"
-        reports.rmdir()
-        reports.write_text("now a file\n")
+        folder.rmdir()
+        folder.write_text("now a file\n")
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 3, out + err
+    return proc.returncode, out, err
+
+
+def test_the_console_report_is_printed_when_junit_cannot_be_written_after_grading(kubeconfig, fresh_ns, tmp_path):
+    """The reports folder is replaced by a file while grading (the run re-observes failing checks
+    for 5 s): the student still sees the grade, stderr says the file was not written, exit 3."""
+    reports = tmp_path / "reports"
+    code, out, err = _folder_becomes_a_file_while_grading(reports, "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
+                                                          "--junit", str(reports / "r.xml"))
+    assert code == 3, out + err
     assert "Score: 0/10" in out and out.count("FAIL") == 5
     (line,) = _lines(err)
     assert line.startswith(f"grade: could not write the JUnit report {reports / 'r.xml'} (")
@@ -186,23 +195,9 @@ def test_a_batch_that_cannot_write_its_reports_after_grading_says_which_file(kub
     """--out's folder replaced by a file during a 5 s batch: one line naming the file, exit 3
     (not an internal error)."""
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
-                             "--wait", "5", "--lang", "en", "--quiet", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not (out.is_dir() and not any(out.iterdir())) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.5)  # past the write check; the batch re-observes for 5 s
-        assert proc.poll() is None and out.is_dir() and not any(out.iterdir())
-        out.rmdir()
-        out.write_text("now a file\n")
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 3, err
+    code, _, err = _folder_becomes_a_file_while_grading(out, "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
+                                                        "--quiet", "--out", str(out))
+    assert code == 3, err
     (line,) = _lines(err)
     assert line.startswith(f"grade: cannot read or write {out}") and "internal error" not in line
 
