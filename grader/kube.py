@@ -28,7 +28,7 @@ from .errors import ApiError, CannotSee, ClusterUnavailable, GraderError, Unauth
 from .i18n import Raw, Text, t
 from .sanitize import clean, remember_client
 from .wire import TRANSIENT as _TRANSIENT, HttpAnswer, Unreachable  # noqa: F401 (HttpAnswer: re-exported)
-from .wire import retry_after as _retry_after, status_doc as _status_doc
+from .wire import retry_after as _retry_after, status_doc as _status_doc, status_message
 
 # Where a pod's service account token, CA and namespace are mounted (in-cluster config).
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -255,7 +255,7 @@ class Api:
 
     def _error(self, status: int, headers: Any, body: bytes) -> GraderError:
         """The project's error for a non-2xx answer, from the Status body's message."""
-        message = _status_message(body) or str(status)
+        message = status_message(body, 300) or str(status)
         if status == 401:
             return Unauthorized(t(
                 "{srv} が認証を拒否しました (401: {m})。`oc login` でログインし直してください。",
@@ -441,14 +441,6 @@ class Api:
             raw.close()          # an unread rest is dropped with its connection, never reused
             raw.release_conn()   # the (closed) connection's pool slot comes back
         return HttpAnswer(raw.status, body.data, error=body.error, headers=dict(raw.headers), cut=body.cut)
-
-
-def _status_message(body: Any) -> str | None:
-    """The Status ``message`` (else ``reason``, else the body's start), cleaned (``sanitize``)."""
-    doc = _status_doc(body)
-    if doc is not None or not body:
-        return clean(doc.get("message") or doc.get("reason") or "", 300) if doc is not None else None
-    return clean(body[:600] if isinstance(body, (bytes, str)) else body, 200)
 
 
 def _short(e: Any) -> str:

@@ -36,7 +36,7 @@ from .errors import ApiError, CannotSee
 from .i18n import Raw, t
 from .sanitize import clean
 from .wire import TRANSIENT as _TRANSIENT, HttpAnswer, Unreachable
-from .wire import retry_after as _retry_after, status_doc as _status_doc
+from .wire import retry_after as _retry_after, status_doc as _status_doc, status_message
 
 
 class Api(Protocol):
@@ -127,21 +127,14 @@ def control(api: "Api", namespace: str, service: str) -> None:
         raise CannotSee(t(
             "採点側がサービスプロキシを使えません ({s}: {m})。services/proxy の get 権限を確認してください。",
             "the grader may not use the service proxy here ({s}: {m}); check its permission to get services/proxy.",
-            s=e.status, m=Raw(clean(_message(e.body) or e.reason or "", EXCERPT))), e.status, body=e.body) from None
+            s=e.status, m=Raw(status_message(e.body, EXCERPT) or clean(e.reason, EXCERPT))), e.status, body=e.body) from None
     except ApiError as e:
         if e.status:
             raise ApiError(t(
                 "API サーバーがサービスプロキシの要求に {s} を返し続けました: {m}",
                 "the API server kept answering {s} to the service proxy request: {m}",
-                s=e.status, m=Raw(clean(_message(e.body) or "", EXCERPT))), e.status, body=e.body) from None
+                s=e.status, m=Raw(status_message(e.body, EXCERPT) or "")), e.status, body=e.body) from None
         raise
-
-
-def _message(body: bytes) -> str:
-    doc = _status_doc(body)
-    if doc is not None:
-        return str(doc.get("message") or doc.get("reason") or "")
-    return body[:EXCERPT * 4].decode("utf-8", "replace") if body else ""
 
 
 def evidence(answer: HttpAnswer, confirmed: bool = False) -> HttpAnswer:
@@ -153,7 +146,7 @@ def evidence(answer: HttpAnswer, confirmed: bool = False) -> HttpAnswer:
     doc = _status_doc(answer.body)
     if doc is None:
         return answer
-    said = clean(_message(answer.body) or f"Status {answer.status}", EXCERPT)
+    said = status_message(answer.body, EXCERPT) or f"Status {answer.status}"
     if confirmed:       # it reads like the API server's, but the API server said otherwise
         said = f"from the service itself: {said}"
     return HttpAnswer(answer.status, answer.body, error=said, headers=answer.headers, cut=answer.cut)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import ClusterUnavailable
 from .i18n import Text
+from .sanitize import clean
 
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
@@ -45,6 +46,17 @@ def status_doc(body: Any) -> dict[str, Any] | None:
     except (ValueError, TypeError):
         return None
     return doc if isinstance(doc, dict) and doc.get("kind") == "Status" else None
+
+
+def status_message(body: Any, limit: int = 300) -> str | None:
+    """The Status ``message`` (else ``reason``, else the body's start), cleaned and cut to
+    ``limit``: whoever answered chose the text (``sanitize``). None for an empty non-Status body."""
+    doc = status_doc(body)
+    if doc is not None:
+        return clean(doc.get("message") or doc.get("reason") or "", limit)
+    if not body:
+        return None
+    return clean(body[:limit * 4] if isinstance(body, (bytes, str)) else body, limit)
 
 
 def retry_after(headers: Any) -> float | None:
