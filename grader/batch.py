@@ -230,18 +230,31 @@ def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> No
 # --- interruption ----------------------------------------------------------------------------
 class _SigtermAsInterrupt:
     """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: KeyboardInterrupt in the
-    main thread, so the chunk in flight is dropped and every finished file stays complete."""
+    main thread, so the chunk in flight is dropped and every finished file stays complete.
 
-    def __enter__(self) -> None:
-        self._old: Any = None
+    Both signals are also remembered: Python runs a signal's handler wherever the main thread is,
+    and a KeyboardInterrupt raised inside a weakref callback or ``__del__`` is printed as "ignored"
+    and lost. ``check()`` at each chunk's end raises it again, so no stop request is ever lost."""
+
+    def __enter__(self) -> "_SigtermAsInterrupt":
+        self.requested = False
+        self._old: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+                self.requested = True
                 raise KeyboardInterrupt
-            self._old = signal.signal(signal.SIGTERM, raise_interrupt)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(sig) is not signal.SIG_IGN:   # an ignored SIGINT stays ignored
+                    self._old[sig] = signal.signal(sig, raise_interrupt)
+        return self
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -271,7 +284,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]
     started = time.monotonic()
     book = _Gradebook(out_dir)
-    with _SigtermAsInterrupt():
+    with _SigtermAsInterrupt() as stop:
         checks = collect(specs) if todo else None   # once per run: every chunk calls the same checks
         done = 0
         finished = False
@@ -283,6 +296,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
                 assert checks is not None
                 results = checks.grade(chunk, snapshot, probe, wait=wait, include=lambda c: True,
                                        progress=progress if show else None, debug=settings.debug)
+                stop.check()        # a stop request whose KeyboardInterrupt was swallowed on the way
                 found = _by_namespace(results)
                 chunk_by_ns = {ns: found.get(ns, []) for ns in chunk}
                 _write_namespaces(out_dir, chunk_by_ns, lang)
@@ -290,6 +304,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
                 book.written(by_ns)
                 graded += results
                 done += len(chunk)
+            stop.check()
             finished = True
         finally:
             # Interrupted, a chunk's writer threads may have finished some of its namespaces that
