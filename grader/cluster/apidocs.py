@@ -6,11 +6,21 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .apitypes import ResourceType
+from .scale import discovery_entry as scale_entry
 
 
 # =============================================================================================
 # Discovery and Tables
 # =============================================================================================
+# The resources whose discovery rows carry ``categories: ["all"]``, so ``kubectl get all`` lists
+# them: kube-apiserver's registries (``Categories()`` in pkg/registry/core/{pod,service,
+# replicationcontroller}/storage and pkg/registry/apps/{deployment,replicaset,statefulset,
+# daemonset}/storage), and OpenShift's route registry (openshift-apiserver pkg/route/apiserver/
+# registry/route/etcd), which is why ``oc get all`` shows routes. Endpoints, ConfigMaps, Secrets
+# and PVCs are not in it, on either.
+_CATEGORY_ALL = frozenset({"pods", "services", "replicationcontrollers", "deployments.apps",
+                           "replicasets.apps", "statefulsets.apps", "daemonsets.apps",
+                           "routes.route.openshift.io"})
 _ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -51,10 +61,13 @@ def resource_list_doc(resources: tuple[ResourceType, ...], group: str, version: 
     out = []
     for r in rts:
         out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                    "kind": r.kind, "verbs": _ALL_VERBS, **({"shortNames": list(r.short_names)} if r.short_names else {})})
+                    "kind": r.kind, "verbs": _ALL_VERBS, **({"shortNames": list(r.short_names)} if r.short_names else {}),
+                    **({"categories": ["all"]} if r.key in _CATEGORY_ALL else {})})
         if r.has_status:
             out.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
                         "kind": r.kind, "verbs": ["get", "patch", "update"]})
+        if scale_entry(r) is not None:
+            out.append(scale_entry(r))
         if r.plural in ("services", "pods"):
             out.append({"name": f"{r.plural}/proxy", "singularName": "", "namespaced": True,
                         "kind": f"{r.kind}ProxyOptions", "verbs": ["create", "delete", "get", "patch", "update"]})

@@ -37,6 +37,7 @@ from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_do
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
 from .apistore import Admission, Store
+from . import scale
 from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
                        parse_label_selector, resources_for, status_body)
 
@@ -355,6 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
         assert rt is not None
         if route.subresource == "proxy":
             self._proxy(route)
+            return
+        if route.subresource == "scale":
+            self._send_json(200, scale.serve(store, api.admit, rt, route.namespace, route.name, verb,
+                                             self.headers.get("Content-Type") or "", body, "dryRun" in params))
             return
         accept = self.headers.get("Accept", "")
         if verb == "list" and "as=Table" not in accept:
