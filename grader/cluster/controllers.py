@@ -25,6 +25,7 @@ import time
 from .admission import AdmissionMixin
 from .apiserver import ApiServer
 from .apitypes import ApiStatus, ResourceType, selector_matches
+from .events import EventRecorder
 from .ctlutil import condition, controller_of, is_active, is_ready, is_terminating, owned_by, owner_ref, quantity, suffix
 from .ctlutil import now as _now
 from .kubelet import SANDBOX_MAX_GRACE, KubeletMixin
@@ -64,6 +65,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         self.R = {r.key: r for r in self.store.resources}
         server.admission.append(self._admit)
         self.store.listeners.append(self._on_change)
+        self.events = EventRecorder(self.store)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Controllers":
@@ -91,6 +93,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                 self._cond.wait(min(left, 0.05))
 
     def _on_change(self, event: str, rt: ResourceType, obj: dict) -> None:
+        if rt.plural == "events":
+            return      # recorded by the controllers themselves; nothing reconciles on them
         ns = obj["metadata"].get("namespace", "") if rt.namespaced else ""
         if rt.plural == "namespaces":
             ns = obj["metadata"]["name"]
@@ -302,7 +306,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         if len(pods) > want:
             rank = lambda p: (bool(p["spec"].get("nodeName")), is_ready(p), p["metadata"]["creationTimestamp"])  # noqa: E731
             for p in sorted(pods, key=lambda p: (rank(p)[0], rank(p)[1]))[: len(pods) - want]:
-                s.delete(pod_rt, ns, p["metadata"]["name"], missing_ok=True)
+                if s.delete(pod_rt, ns, p["metadata"]["name"], missing_ok=True):
+                    self.events.replica_deleted(rt, owner, p)
 
     def _replica_status(self, rt: ResourceType, owner: dict, pods: list[dict]) -> None:
         mine = [p for p in pods if owned_by(p, owner["metadata"]["uid"]) and is_active(p)]   # as calculateStatus counts
