@@ -37,7 +37,7 @@ from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_do
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
 from .apistore import Admission, Store
-from . import scale
+from . import subresources
 from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
                        parse_label_selector, resources_for, status_body)
 
@@ -346,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "proxy":
             m = re.match(r"^.*?/(?:services|pods)/[^/]+/proxy(.*)$", path)
             route.rest = (m.group(1) if m else "") or "/"
-        elif len(rest) > 3 or sub not in ("", "status", "scale"):
+        elif len(rest) > 3 or sub not in ("", "status", *subresources.NAMES):
             raise not_found_path(path)
         return route
 
@@ -357,9 +357,8 @@ class _Handler(BaseHTTPRequestHandler):
         if route.subresource == "proxy":
             self._proxy(route)
             return
-        if route.subresource == "scale":
-            self._send_json(200, scale.serve(store, api.admit, rt, route.namespace, route.name, verb,
-                                             self.headers.get("Content-Type") or "", body, "dryRun" in params))
+        if route.subresource in subresources.NAMES:   # scale, log, exec: subresources.py
+            subresources.handle(self, api, route, verb, params, body)
             return
         accept = self.headers.get("Accept", "")
         if verb == "list" and "as=Table" not in accept:
