@@ -106,6 +106,8 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
                        help="where to write the kubeconfig (default ./sandbox.kubeconfig)")
         p.add_argument("--namespace", default="student", help="namespace to create and select")
         p.add_argument("--pod-start-delay", type=float, default=1.0, metavar="SECONDS")
+        p.add_argument("--print-env", action="store_true",
+                       help="print only shell lines (export KUBECONFIG, GRADER_ROUTER, ...), for eval or a file")
     return p
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -193,12 +194,19 @@ def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
     from .embedded import sandbox as embedded_sandbox  # only the commands that start a cluster import it
 
     lang = settings.lang
-    with embedded_sandbox(ns.pod_start_delay, ns.namespace, Path(ns.kubeconfig_out).resolve()) as (url, path):
-        print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                "  grade ex1 --kubeconfig {k}\nCtrl-C で終了します。",
-                "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                "  grade ex1 --kubeconfig {k}\nPress Ctrl-C to stop.",
-                url=Raw(url), k=Raw(str(path))).get(lang), flush=True)
+    with embedded_sandbox(ns.pod_start_delay, ns.namespace, Path(ns.kubeconfig_out).resolve()) as (url, path, router, domain):
+        example = f"curl -i --connect-to ::{router} http://<route>-{ns.namespace}.{domain}/"
+        if getattr(ns, "print_env", False):
+            print(f"export KUBECONFIG={shlex.quote(str(path))}\nexport GRADER_ROUTER={router}\n"
+                  f"export GRADER_ROUTE_DOMAIN={domain}\n# {example}", flush=True)
+        else:
+            print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                    "  grade ex1 --kubeconfig {k}\nルーター (Route のホスト名はこのアドレスで受け付けます): {router}\n  {curl}\n"
+                    "Ctrl-C で終了します。",
+                    "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                    "  grade ex1 --kubeconfig {k}\nRouter (answers for route hosts; they do not resolve in DNS): {router}\n  {curl}\n"
+                    "Press Ctrl-C to stop.",
+                    url=Raw(url), k=Raw(str(path)), router=Raw(router), curl=Raw(example)).get(lang), flush=True)
         try:
             import threading
             threading.Event().wait()
