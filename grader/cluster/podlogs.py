@@ -191,7 +191,6 @@ def _render(lines: list[tuple[float, str]], stamps: bool) -> bytes:
 
 def serve(handler: Any, api: Any, route: Any, params: dict[str, str]) -> None:
     """GET .../pods/NAME/log."""
-    from .subresources import chunk, end_stream, start_stream
     if route.rt.plural != "pods" or route.rt.group or handler.command not in ("GET", "HEAD"):
         raise ApiStatus(404, "NotFound", "the server could not find the requested resource")
     store = api.store
@@ -230,3 +229,26 @@ def serve(handler: Any, api: Any, route: Any, params: dict[str, str]) -> None:
         end_stream(handler)
     except OSError:    # the client hung up (Ctrl-C on kubectl logs -f)
         pass
+
+
+def start_stream(handler: Any, code: int, ctype: str, headers: dict[str, str] | None = None) -> None:
+    """Send a chunked answer's head (the body follows with ``chunk`` and ``end_stream``)."""
+    handler.send_response(code)
+    handler.send_header("Content-Type", ctype)
+    handler.send_header("Transfer-Encoding", "chunked")
+    for k, v in (headers or {}).items():
+        handler.send_header(k, v)
+    handler.end_headers()
+    handler._record_once(code)
+    handler._status = code
+
+
+def chunk(handler: Any, data: bytes) -> None:
+    if data:
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        handler.wfile.flush()
+
+
+def end_stream(handler: Any) -> None:
+    handler.wfile.write(b"0\r\n\r\n")
+    handler.wfile.flush()

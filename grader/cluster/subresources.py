@@ -19,26 +19,3 @@ def handle(handler: Any, api: Any, route: Any, verb: str, params: dict[str, str]
         podlogs.serve(handler, api, route, params)
     else:
         podexec.serve(handler, api, route)
-
-
-def start_stream(handler: Any, code: int, ctype: str, headers: dict[str, str] | None = None) -> None:
-    """Send a chunked answer's head (the body follows with ``chunk`` and ``end_stream``)."""
-    handler.send_response(code)
-    handler.send_header("Content-Type", ctype)
-    handler.send_header("Transfer-Encoding", "chunked")
-    for k, v in (headers or {}).items():
-        handler.send_header(k, v)
-    handler.end_headers()
-    handler._record_once(code)
-    handler._status = code
-
-
-def chunk(handler: Any, data: bytes) -> None:
-    if data:
-        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        handler.wfile.flush()
-
-
-def end_stream(handler: Any) -> None:
-    handler.wfile.write(b"0\r\n\r\n")
-    handler.wfile.flush()
