@@ -406,7 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
             grace, uid = delete_options(body, params)
             # a pod answers with itself: Terminating (deletionTimestamp set) or as it was last
             out = store.delete(rt, route.namespace, route.name, dry_run=dry, grace=grace, uid=uid)
-            if rt.plural == "pods":
+            if rt.plural == "pods" or out["metadata"].get("finalizers"):   # still there: itself
                 self._send_json(200, out)
             else:
                 self._send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -26,6 +26,7 @@ from .admission import AdmissionMixin
 from .apiserver import ApiServer
 from .apitypes import ApiStatus, ResourceType, selector_matches
 from .events import EventRecorder
+from .protection import admit as protection_admission, release_claims
 from .ctlutil import condition, controller_of, is_active, is_ready, is_terminating, owned_by, owner_ref, quantity, suffix
 from .ctlutil import now as _now
 from .kubelet import SANDBOX_MAX_GRACE, KubeletMixin
@@ -64,6 +65,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         self.errors: list[str] = []
         self.R = {r.key: r for r in self.store.resources}
         server.admission.append(self._admit)
+        server.admission.append(protection_admission(self.store))
         self.store.listeners.append(self._on_change)
         self.events = EventRecorder(self.store)
 
@@ -215,6 +217,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                 self._sync_replicas(rt, owner)
         for pvc in s.list(R["persistentvolumeclaims"], ns)[0]:
             self._bind_claim(pvc)
+        release_claims(s, ns)
         pods = s.list(R["pods"], ns)[0]
         self._forget_pods(ns, {p["metadata"]["uid"] for p in pods})
         for pod in pods:
