@@ -190,3 +190,29 @@ def test_events_per_namespace_are_bounded(k8s, cluster, fresh_ns):
     n = len(core.list_namespaced_event(fresh_ns).items)
     assert MAX_PER_NAMESPACE - 10 <= n <= MAX_PER_NAMESPACE
     assert len(client.EventsV1Api(k8s).list_namespaced_event(fresh_ns).items) <= MAX_PER_NAMESPACE
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+def test_openapi_v3_schemas_come_from_the_client_models(cluster):
+    import urllib.request
+    req = urllib.request.Request(f"{cluster.url}/openapi/v3/api/v1", headers={"Authorization": f"Bearer {cluster.token}"})
+    doc = json.loads(urllib.request.urlopen(req, timeout=30).read())
+    schemas = doc["components"]["schemas"]
+    pod = schemas["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "version": "v1", "kind": "Pod"}]
+    containers = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert containers["items"] == {"allOf": [{"$ref": "#/components/schemas/io.k8s.api.core.v1.Container"}]}
+    assert (containers["x-kubernetes-patch-merge-key"], containers["x-kubernetes-patch-strategy"]) == ("name", "merge")
+    assert "image" in schemas["io.k8s.api.core.v1.Container"]["properties"]
+    assert "containers" in schemas["io.k8s.api.core.v1.PodSpec"]["required"]
+    v2 = json.loads(urllib.request.urlopen(urllib.request.Request(
+        f"{cluster.url}/openapi/v2", headers={"Authorization": f"Bearer {cluster.token}", "Accept": "application/json"}), timeout=30).read())
+    assert v2["swagger"] == "2.0" and "io.k8s.api.core.v1.ReplicationController" in v2["definitions"]
+
+
+@needs_kubectl()
+def test_kubectl_explain(kubectl):
+    out = kubectl("explain", "pod.spec.containers").stdout
+    assert "FIELD: containers <[]Container>" in out and "image\t<string>" in out
+    out = kubectl("explain", "deployment.spec.replicas").stdout
+    assert "GROUP:      apps" in out and "replicas <integer>" in out

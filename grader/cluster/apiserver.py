@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_doc, resource_list_doc,
+from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
                       table_doc, version_doc)
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
@@ -303,8 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _Route(None, discovery={"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if segs == ["version"]:
             return _Route(None, discovery=version_doc())
-        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] == "v3":
-            doc = openapi_v3_doc(api.resources, "/".join(segs[2:]))
+        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] in ("v2", "v3"):   # apidocs.openapi_doc
+            doc = openapi_doc(api.resources, segs[1], "/".join(segs[2:]), self.headers.get("Accept", ""))
             if doc is None:
                 raise not_found_path(path)
             return _Route(None, discovery=doc)
