@@ -5,15 +5,16 @@ The grader, the tests, the demo and ``grade sandbox`` all talk to a cluster thro
 they exercise is the production path.  It is written on ``http.server`` rather than kmock because
 kmock has no label selectors, pagination or Status bodies shaped like the real server's.
 
-``/openapi/v3`` serves a minimal index that says the server does field validation itself, so
-``kubectl create -f`` and ``kubectl apply -f`` work with their default flags (no
-``--validate=false``); ``/openapi/v2`` answers 404. Aggregated discovery is not served; kubectl
+``/openapi/v3`` says the server does field validation itself, so ``kubectl create -f`` and
+``kubectl apply -f`` work with their default flags, and carries schemas for ``kubectl explain``
+(``openapi``); ``/openapi/v2`` is JSON only. Aggregated discovery is not served; kubectl
 falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
 so the port speaks both plain HTTP and TLS (``apiport.DualServer``).
 
 Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
-(the objects, graceful pod deletion), ``apidocs`` (discovery, OpenAPI index, Tables), ``apiport``
-(plain+TLS port, fault injection, request records), and this module (HTTP, auth, the request log).
+(the objects, graceful deletion, finalizers), ``apidocs`` (discovery, OpenAPI), ``tables``,
+``subresources`` (scale, log, exec), ``apiport`` (plain+TLS port, fault injection, request
+records), and this module (HTTP, auth, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
 ``grader.cluster.controllers``; this module only stores, validates, authorizes and serves.
