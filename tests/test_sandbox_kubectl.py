@@ -62,6 +62,8 @@ def test_kubectl_scale_rc_and_deployment(kubectl, cluster):
     rc = json.loads(kubectl("get", "rc", "hello-rc", "-o", "json").stdout)
     assert rc["spec"]["replicas"] == 3 and rc["status"]["replicas"] == 3
     assert json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)["status"]["readyReplicas"] == 2
+    described = kubectl("describe", "deploy", "web").stdout
+    assert "ScalingReplicaSet" in described and "from 1 to 2" in described
 
 
 def test_scale_subresource_is_an_autoscaling_v1_scale(k8s, cluster, fresh_ns):

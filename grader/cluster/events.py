@@ -16,7 +16,8 @@ at that transition, with its reason, message, type and source:
 - default-scheduler: ``Scheduled`` ``Successfully assigned NS/P to NODE``; ``FailedScheduling``
   with the pod's Unschedulable message;
 - replication-controller / replicaset-controller: ``SuccessfulCreate`` ``Created pod: P``,
-  ``SuccessfulDelete`` ``Deleted pod: P``;
+  ``SuccessfulDelete`` ``Deleted pod: P``; deployment-controller: ``ScalingReplicaSet``
+  ``Scaled up replica set RS from 0 to 2`` (pkg/controller/deployment/sync.go);
 - persistentvolume-controller: ``ProvisioningSucceeded`` ``Successfully provisioned volume PV
   using PROVISIONER``, ``FailedBinding`` ``no persistent volumes available for this claim and no
   storage class is set``, ``ProvisioningFailed`` ``storageclass.storage.k8s.io "X" not found``.
@@ -141,6 +142,8 @@ class EventRecorder:
                     self._pod(event, obj)
                 elif rt.key == "persistentvolumeclaims":
                     self._claim(event, obj)
+                elif rt.key == "replicasets.apps":
+                    self._replica_set(event, obj)
         except Exception:   # an event is never worth failing the write it describes
             log.exception("event recorder failed")
 
@@ -148,6 +151,23 @@ class EventRecorder:
         """The replication controller scaled down (called where it deletes the pod)."""
         self.record(_ref(rt.kind, rt.api_version, owner["metadata"]), "Normal", "SuccessfulDelete",
                     f"Deleted pod: {pod['metadata']['name']}", _OWNER_SOURCE.get(rt.kind, "replicaset-controller"))
+
+    def _replica_set(self, event: str, rs: dict) -> None:
+        """The deployment controller's ``ScalingReplicaSet`` when it resizes a ReplicaSet."""
+        meta, uid = rs["metadata"], rs["metadata"].get("uid", "")
+        if event == "DELETED":
+            self._seen.pop(uid, None)
+            return
+        owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller") and r.get("kind") == "Deployment"), None)
+        want = (rs.get("spec") or {}).get("replicas", 1)
+        seen = self._seen.setdefault(uid, {"replicas": 0})
+        if owner is None or want == seen["replicas"]:
+            return
+        verb = "up" if want > seen["replicas"] else "down"
+        self.record({"kind": "Deployment", "namespace": meta.get("namespace", ""), "name": owner.get("name", ""),
+                     "uid": owner.get("uid", ""), "apiVersion": "apps/v1"}, "Normal", "ScalingReplicaSet",
+                    f"Scaled {verb} replica set {meta['name']} from {seen['replicas']} to {want}", "deployment-controller")
+        seen["replicas"] = want
 
     def _pod(self, event: str, pod: dict) -> None:
         meta, spec, st = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
