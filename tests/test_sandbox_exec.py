@@ -174,3 +174,12 @@ def test_kubectl_logs_follow_streams_until_the_pod_goes(kubectl, cluster, app):
     assert follow.wait(timeout=30) == 0
     reader.join(timeout=10)
     assert got and '"GET /streamed.html HTTP/1.1" 404' in got[0]
+
+
+def test_exec_ls_long_and_requests_reach_the_access_log(core, app):
+    out, code = _exec(core, app, "ls", "-l", "/etc/config")
+    assert code == 0 and out.splitlines() == ["total 0", "lrwxrwxrwx. 1 root root  15 Nov 28 00:00 GREETING -> ..data/GREETING"]
+    out, code = _exec(core, app, "curl", "-s", "-o", "/dev/null", f"http://hello.{app}.svc.cluster.local/from-exec")
+    assert code == 0
+    log = core.read_namespaced_pod_log("hello-env", app, tail_lines=1)
+    assert '"GET /from-exec HTTP/1.1" 404' in log and log.rstrip().endswith('"curl/7.29.0"')

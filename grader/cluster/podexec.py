@@ -27,7 +27,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Request
 
 from .apitypes import ApiStatus
-from .podlogs import _container
+from .podlogs import _container, of as pod_logs
 from .shell import Container, run
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -74,7 +74,7 @@ def serve(handler: Any, api: Any, route: Any) -> None:
     handler._status = 101
     send = handler.wfile.write
     send(ws.send(AcceptConnection(subprotocol=chosen)))
-    out, err, code = run(Container(api.store, pod, c), argv)
+    out, err, code = run(Container(api.store, pod, c, on_request=pod_logs(api).access), argv)
     for channel, data in ((1, out if params.get("stdout", "true") != "false" else b""),
                           (2, err if params.get("stderr", "true") != "false" else b"")):
         for i in range(0, len(data), _MAX_FRAME):

@@ -24,8 +24,11 @@ _MAX_OUT = 1 << 20
 class Container:
     """One container's view: its environment and files, read from the store at exec time."""
 
-    def __init__(self, store: Any, pod: dict, container: dict) -> None:
+    def __init__(self, store: Any, pod: dict, container: dict, on_request: Any = None) -> None:
+        """``on_request(pod, port, client, method, path, code, size, agent)`` hears each HTTP
+        request a command sends (the access log of the pod that answered)."""
         self.store, self.pod, self.c = store, pod, container
+        self.on_request = on_request
         self.ns = pod["metadata"].get("namespace", "")
         files, mounts = volume_files(store, self.ns, pod, container)
         self.files = dict(files)
@@ -118,6 +121,21 @@ class Container:
         return sorted(n for n in names if n)
 
 
+def _long(ctr: Container, directory: str, name: str, projected: bool) -> str:
+    """One ``ls -l`` line; a ConfigMap/Secret volume's keys are links into ``..data``, as there."""
+    when = "Nov 28 00:00"
+    if name in (".", ".."):
+        return f"drwxrwsrwx. 3 root root 100 {when} {name}"
+    if name == "..data":
+        return f"lrwxrwxrwx. 1 root root  31 {when} ..data -> ..2026_11_28_00_00_00.000000000"
+    path = posixpath.join(directory, name)
+    if projected:
+        return f"lrwxrwxrwx. 1 root root {len(name) + 7:>3} {when} {name} -> ..data/{name}"
+    if path in ctr.files:
+        return f"-rw-r--r--. 1 root root {len(ctr.files[path]):>3} {when} {name}"
+    return f"drwxr-xr-x. 2 root root   6 {when} {name}"
+
+
 def _resolve(ctr: Container, host: str) -> tuple[str, str]:
     """(namespace, service) for a service host name or cluster IP; ('', pod name) for a pod IP."""
     parts = host.lower().split(".")
@@ -137,7 +155,7 @@ def _resolve(ctr: Container, host: str) -> tuple[str, str]:
     raise LookupError(host)
 
 
-def _http(ctr: Container, url: str) -> tuple[int, dict[str, str], bytes]:
+def _http(ctr: Container, url: str, agent: str) -> tuple[int, dict[str, str], bytes]:
     """GET ``url`` from inside the pod; OSError(code, text) as curl reports a failure."""
     rest = url.split("://", 1)[-1]
     hostport, _, path = rest.partition("/")
@@ -153,7 +171,11 @@ def _http(ctr: Container, url: str) -> tuple[int, dict[str, str], bytes]:
         else:
             pod = store.get(store.rt("pods"), *name.split("/", 1)) or {}
             target = int(port or 80)
-        return serve(store, pod["metadata"]["namespace"], pod, target, "/" + path)
+        answer = serve(store, pod["metadata"]["namespace"], pod, target, "/" + path)
+        if ctr.on_request is not None:
+            ctr.on_request(pod, target, (ctr.pod.get("status") or {}).get("podIP", ""), "GET", "/" + path,
+                           answer[0], len(answer[2]), agent)
+        return answer
     except (Unavailable, ConnectionRefusedError, KeyError, ValueError):
         raise OSError(7, f"Failed to connect to {host} port {port or 80} after 0 ms: Couldn't connect to server") from None
 
@@ -164,7 +186,8 @@ def _curl(ctr: Container, args: list[str], wget: bool) -> Result:
     if not url:
         return b"", (b"wget: missing URL\n" if wget else b"curl: try 'curl --help' for more information\n"), 2 if wget else 2
     try:
-        code, headers, body = _http(ctr, url if "://" in url else "http://" + url)
+        code, headers, body = _http(ctr, url if "://" in url else "http://" + url,
+                                    "Wget" if wget else "curl/7.29.0")
     except OSError as exc:
         if wget:
             return b"", f"wget: can't connect to remote host: Connection refused\n".encode(), 1
@@ -213,6 +236,7 @@ def run(ctr: Container, argv: list[str]) -> Result:
     if cmd == "ls":
         paths = [a for a in args if not a.startswith("-")] or ["/opt/app-root/src" if not ctr._root() else "/"]
         show_all = any("a" in a for a in args if a.startswith("-"))
+        long = any("l" in a for a in args if a.startswith("-"))
         out, err, rc = b"", b"", 0
         for a in paths:
             p = posixpath.normpath(a)
@@ -220,9 +244,12 @@ def run(ctr: Container, argv: list[str]) -> Result:
                 out += f"{a}\n".encode()
             elif ctr.is_dir(p):
                 names = ctr.listing(p)
-                if show_all and ctr.mounts.get(p) in ("configMap", "secret"):
+                projected = ctr.mounts.get(p) in ("configMap", "secret")
+                if show_all and projected:
                     names = [".", "..", "..data"] + names
-                out += (f"{a}:\n" if len(paths) > 1 else "").encode() + "".join(n + "\n" for n in names).encode()
+                lines = [_long(ctr, p, n, projected) for n in names] if long else names
+                out += (("\n" if out else "") + f"{a}:\n" if len(paths) > 1 else "").encode() + (b"total 0\n" if long else b"")
+                out += "".join(n + "\n" for n in lines).encode()
             else:
                 err, rc = err + f"ls: cannot access '{a}': No such file or directory\n".encode(), 2
         return out, err, rc
