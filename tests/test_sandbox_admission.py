@@ -69,3 +69,23 @@ def test_claim_in_use_waits_for_its_pod(core, cluster, fresh_ns):
     core.delete_namespaced_pod("db", fresh_ns, grace_period_seconds=0)
     cluster.settle()
     assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(fresh_ns).items] == []
+
+
+def test_bound_volume_waits_for_its_claim(core, cluster, fresh_ns):
+    """pv-protection: a deleted volume stays while a claim holds it, and goes once released."""
+    pv_name = f"pv-{fresh_ns}"
+    core.create_persistent_volume({"metadata": {"name": pv_name}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "", "hostPath": {"path": "/tmp/x"}}})
+    core.create_namespaced_persistent_volume_claim(fresh_ns, {"metadata": {"name": "data"}, "spec": {
+        "storageClassName": "", "volumeName": pv_name, "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}}}})
+    cluster.settle()
+    pv = core.read_persistent_volume(pv_name)
+    assert pv.status.phase == "Bound" and pv.metadata.finalizers == ["kubernetes.io/pv-protection"]
+    core.delete_persistent_volume(pv_name)
+    cluster.settle()
+    assert core.read_persistent_volume(pv_name).metadata.deletion_timestamp is not None   # Terminating
+    core.delete_namespaced_persistent_volume_claim("data", fresh_ns)
+    cluster.settle()
+    assert pv_name not in [v.metadata.name for v in core.list_persistent_volume().items]

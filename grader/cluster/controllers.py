@@ -26,7 +26,7 @@ from .admission import AdmissionMixin
 from .apiserver import ApiServer
 from .apitypes import ApiStatus, ResourceType, selector_matches
 from .events import EventRecorder
-from .protection import admit as protection_admission, release_claims
+from .protection import admit as protection_admission, release_claims, release_volumes
 from .ctlutil import condition, controller_of, is_active, is_ready, is_terminating, owned_by, owner_ref, quantity, suffix
 from .ctlutil import now as _now
 from .kubelet import SANDBOX_MAX_GRACE, KubeletMixin
@@ -106,6 +106,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
             return
         with self._cond:
             self._dirty.add(ns)
+            if rt.plural == "persistentvolumeclaims" and event == "DELETED":
+                self._dirty.add(_ALL)   # its volume is released (and reclaimed) now, not at the next volume change
             self._cond.notify_all()
 
     def _loop(self) -> None:
@@ -189,6 +191,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
             elif not ref and phase in (None, "Pending"):
                 pv["status"] = {"phase": "Available"}
             s.put(R["persistentvolumes"], pv)
+        release_volumes(s)
 
     def _forget_pods(self, ns: str, live: set[str]) -> None:
         """Drop start/stop timers of pods that are gone (deleted with grace 0, or with their

@@ -13,7 +13,9 @@
 - Claims carry the ``kubernetes.io/pvc-protection`` finalizer (the StorageObjectInUseProtection
   admission plugin adds it); a claim deleted while a pod uses it stays, Terminating with its
   ``deletionTimestamp``, until the last such pod is gone (pkg/controller/volume/pvcprotection),
-  then it goes. The store honours finalizers generally (``apistore``).
+  then it goes; volumes likewise carry ``kubernetes.io/pv-protection`` and a deleted volume stays
+  while it is Bound (pkg/controller/volume/pvprotection). The store honours finalizers generally
+  (``apistore``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .apitypes import ApiStatus, ResourceType, invalid
 from .ctlutil import quantity
 
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
 
 
 def admit(store: Any) -> Any:
@@ -30,6 +33,10 @@ def admit(store: Any) -> Any:
     def hook(rt: ResourceType, obj: dict, old: dict | None) -> None:
         if rt.key == "persistentvolumeclaims":
             _claim(store, rt, obj, old)
+        elif rt.key == "persistentvolumes" and old is None:
+            fins = obj["metadata"].setdefault("finalizers", [])
+            if isinstance(fins, list) and PV_PROTECTION not in fins:
+                fins.append(PV_PROTECTION)
         elif rt.key in ("configmaps", "secrets") and old is not None and old.get("immutable") is True:
             _immutable(rt, obj, old)
     return hook
@@ -98,3 +105,19 @@ def release_claims(store: Any, ns: str) -> None:
         if c["metadata"]["name"] not in used:
             c["metadata"]["finalizers"] = [f for f in c["metadata"]["finalizers"] if f != PVC_PROTECTION]
             store.put(store.rt("persistentvolumeclaims"), c)
+
+
+def release_volumes(store: Any) -> None:
+    """Drop ``pv-protection`` from deleted volumes that no claim holds any more (they then go)."""
+    rt = store.rt("persistentvolumes")
+    for pv in store.list(rt)[0]:
+        meta = pv["metadata"]
+        if not meta.get("deletionTimestamp") or PV_PROTECTION not in (meta.get("finalizers") or []):
+            continue
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        claim = store.get(store.rt("persistentvolumeclaims"), ref.get("namespace", ""), ref.get("name", "")) if ref else None
+        held = (pv.get("status") or {}).get("phase") == "Bound" and claim is not None \
+            and claim["metadata"].get("uid") == ref.get("uid", claim["metadata"].get("uid"))
+        if not held:
+            meta["finalizers"] = [f for f in meta["finalizers"] if f != PV_PROTECTION]
+            store.put(rt, pv)
