@@ -183,3 +183,13 @@ def test_exec_ls_long_and_requests_reach_the_access_log(core, app):
     assert code == 0
     log = core.read_namespaced_pod_log("hello-env", app, tail_lines=1)
     assert '"GET /from-exec HTTP/1.1" 404' in log and log.rstrip().endswith('"curl/7.29.0"')
+
+
+def test_exec_output_is_bounded(core, app):
+    """A hostile ``cat`` of one file thousands of times answers at most about a mebibyte."""
+    out, code = _exec(core, app, "cat", *(["/etc/config/GREETING"] * 1000))
+    assert code == 0 and out == "hello" * 1000
+    big = "x" * 600_000
+    core.patch_namespaced_config_map("cfg", app, {"data": {"BIG": big}})
+    out, code = _exec(core, app, "cat", *(["/etc/config/BIG"] * 20))
+    assert code == 0 and 1 << 20 <= len(out) <= (1 << 20) + 1

@@ -32,6 +32,7 @@ from .shell import Container, run
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 _MAX_FRAME = 32 * 1024
+_MAX_OUTPUT = 1 << 20     # per stream: a command's answer is bounded whatever it is asked
 
 
 def exit_status(argv: list[str], code: int) -> dict:
@@ -75,6 +76,7 @@ def serve(handler: Any, api: Any, route: Any) -> None:
     send = handler.wfile.write
     send(ws.send(AcceptConnection(subprotocol=chosen)))
     out, err, code = run(Container(api.store, pod, c, on_request=pod_logs(api).access), argv)
+    out, err = out[:_MAX_OUTPUT], err[:_MAX_OUTPUT]
     for channel, data in ((1, out if params.get("stdout", "true") != "false" else b""),
                           (2, err if params.get("stderr", "true") != "false" else b"")):
         for i in range(0, len(data), _MAX_FRAME):
