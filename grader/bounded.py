@@ -41,8 +41,8 @@ class Watchdog:
     """Calls ``stop`` once at ``deadline`` (``time.monotonic``) unless the reader finished first.
 
     ``expired`` tells the reader that a failed or empty read was the watchdog's doing. ``stop``
-    must only ever affect this exchange's own socket (the proxy sends ``Connection: close`` so
-    its connection is never handed to another request).
+    must only ever affect this exchange's own socket: a connection whose watchdog fired is closed,
+    never handed back to the pool (``Api.fetch``), and once the block is left it cannot fire.
     """
 
     def __init__(self, deadline: float, stop: Callable[[], Any]) -> None:
