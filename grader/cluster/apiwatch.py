@@ -58,6 +58,10 @@ MIN_REQUEST_TIMEOUT = 1800.0
 random time between this and twice this."""
 
 
+WRITE_TIMEOUT = 60.0
+"""Seconds a write to a watch client may block before the stream is given up."""
+
+
 @dataclass(frozen=True)
 class _Event:
     """One change of one object: its type, the object after it (before it for DELETED) and the
@@ -78,6 +82,7 @@ class _Watcher:
     keep: Callable[[dict], bool]
     events: "queue.Queue[_Event | None]"
     fault: str = ""           # "expire" or "drop", set by Faults; "" = none
+    conn: Any = None          # the stream's socket, cut when the server stops
     overflowed: bool = False
     closed: bool = False
 
@@ -193,14 +198,26 @@ class WatchHub:
         with self.store._lock:
             return self.store._rv if w.events.empty() else None
 
-    def close(self) -> None:
-        """End every stream (the server stops); streams opened later end at once."""
+    def close(self, grace: float = 1.0) -> None:
+        """End every stream (the server stops); streams opened later end at once. A stream still
+        open after ``grace`` seconds (its thread blocked writing to a client that reads nothing)
+        has its connection cut."""
         with self.store._lock:
             self._closed = True
             watchers = [w for ws in self._watchers.values() for w in ws]
         for w in watchers:
             w.closed = True
             w.wake()
+        deadline = time.monotonic() + grace
+        while self.open_streams() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self.store._lock:
+            stuck = [w for ws in self._watchers.values() for w in ws]
+        for w in stuck:
+            try:
+                w.conn.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
 
     def inject(self, fault: str, resource: str | None = None) -> int:
         """Give every open stream (of ``resource``, a plural, or all) ``fault``; how many got it."""
@@ -261,6 +278,10 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
     include = params.get("includeObject", "")
     stream = _Stream(handler)
     try:
+        w.conn = handler.connection
+        # A client that stops reading fills the socket buffer; a write then fails after this long
+        # instead of holding the thread for ever (the queue behind it is bounded meanwhile).
+        handler.connection.settimeout(WRITE_TIMEOUT)
         stream.start()
         if expired is not None:
             stream.write(_line("ERROR", status_body(410, "Expired", expired)))
