@@ -322,13 +322,8 @@ def test_a_dropped_stream_breaks_the_client_and_resuming_loses_nothing(ec, core,
 def test_a_client_that_stops_reading_is_ended_with_410_not_buffered(ec, core, ns):
     hub = ec.server.watch
     hub.queue_size, before = 4, hub.queue_size
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # a small window fills fast
+    s = _stuck_watch(ec, f"/api/v1/namespaces/{ns}/configmaps")
     try:
-        host, port = ec.url.split("//")[1].split(":")
-        s.connect((host, int(port)))
-        s.sendall(f"GET /api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=60 HTTP/1.1\r\n"
-                  f"Host: x\r\nAuthorization: Bearer {ec.token}\r\n\r\n".encode())
         _wait_open(ec, "configmaps")
         big = "x" * 60_000
         for i in range(120):   # ~7 MB, far more than the socket buffers hold
@@ -350,12 +345,41 @@ def test_a_client_that_stops_reading_is_ended_with_410_not_buffered(ec, core, ns
 
 
 def test_stopping_the_server_ends_open_streams():
+    """A reading client sees its stream end; one that reads nothing (its server thread blocked
+    writing) has its connection cut, so no thread outlives the server."""
     with EmbeddedCluster() as c:
         api = client.CoreV1Api(client.ApiClient(_conf(c)))
         q, t = _watch_in_thread(api.list_namespace)   # no timeout: it would last 30 minutes
         _wait_open(c, "namespaces")
+        c.create_namespace("stuck")
+        stuck = _stuck_watch(c, "/api/v1/namespaces/stuck/configmaps")
+        _wait_open(c, "configmaps")
+        big = "x" * 60_000
+        for i in range(60):
+            c.apply([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}, "data": {"v": big}}],
+                    "stuck")
     t.join(timeout=30)
     assert not t.is_alive(), "the watch outlived the server"
+    assert c.faults.open_watches() == 0
+    stuck.settimeout(30)   # a connection left open would time this out
+    try:
+        while stuck.recv(1 << 20):
+            pass   # what was sent, then the end of the connection
+    except ConnectionResetError:
+        pass       # or cut hard: either way, closed
+    finally:
+        stuck.close()
+
+
+def _stuck_watch(c, path):
+    """A raw watch connection with a tiny receive window, never read by the test until the end."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = c.url.split("//")[1].split(":")
+    s.connect((host, int(port)))
+    s.sendall(f"GET {path}?watch=true&timeoutSeconds=600 HTTP/1.1\r\n"
+              f"Host: x\r\nAuthorization: Bearer {c.token}\r\n\r\n".encode())
+    return s
 
 
 def _conf(c):

@@ -291,11 +291,12 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
             seen = ("ADDED", ev.obj) if since is None else _seen_as(w, ev)
             if seen is not None:
                 stream.write(_event_line(rt, seen[0], seen[1], table, include))
+        sent = max([e.rv for e in first] + [since or 0])
         if initial:
             stream.write(_bookmark(rt, hub.store_rv(), table, initial_end=True))
-        _pump(stream, hub, w, rt, table, include, bookmarks, timeout)
+        _pump(stream, hub, w, rt, table, include, bookmarks, timeout, sent)
     except (OSError, ValueError):   # the client went away (ValueError: write to a closed file)
-        stream.dead = True
+        pass
     except Exception:   # a bug: a broken stream tells the client, a hanging one would not
         stream.drop()
         raise
@@ -305,7 +306,9 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
 
 
 def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table: bool,
-          include: str, bookmarks: bool, timeout: float) -> None:
+          include: str, bookmarks: bool, timeout: float, sent: int) -> None:
+    """Write ``w``'s events as they come, bookmarks when due, until the stream ends; ``sent`` is
+    the resourceVersion of the last event written (what an injected 410 names as too old)."""
     start = time.monotonic()
     deadline = start + timeout
     next_mark = start + hub.bookmark_interval
@@ -317,7 +320,7 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
             stream.drop()
             return
         if w.fault == "expire" or w.overflowed:
-            why = expired_status(hub.store_rv(), hub.store_rv()) if w.fault else status_body(
+            why = expired_status(sent, hub.store_rv()) if w.fault else status_body(
                 410, "Expired", "the watch fell behind: its client did not read the events in time; relist")
             stream.write(_line("ERROR", why))
             stream.end()
@@ -336,7 +339,6 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
             ev = w.events.get(timeout=max(wait, 0.01))
         except queue.Empty:
             if stream.client_gone():
-                stream.dead = True
                 return
             continue
         lines = []
@@ -345,6 +347,7 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
                 seen = _seen_as(w, ev)
                 if seen is not None:
                     lines.append(_event_line(rt, seen[0], seen[1], table, include))
+                sent = ev.rv
             try:
                 ev = w.events.get_nowait()
             except queue.Empty:
@@ -403,7 +406,6 @@ class _Stream:
 
     def __init__(self, handler: Any) -> None:
         self.h = handler
-        self.dead = False
 
     def start(self) -> None:
         h = self.h
@@ -426,7 +428,6 @@ class _Stream:
 
     def drop(self) -> None:
         """Close the connection without the last chunk: the client sees a broken stream."""
-        self.dead = True
         try:
             self.h.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
