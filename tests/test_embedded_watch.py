@@ -137,6 +137,17 @@ def test_cluster_wide_watch_with_selectors_follows_what_matches(core, ns, ec):
     assert [(e["type"], e["object"].metadata.namespace) for e in evs] == [("ADDED", other)]
 
 
+def test_a_namespace_watch_sees_only_its_namespace(ec, core, ns):
+    other = f"{ns}-o"
+    ec.create_namespace(other)
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    core.create_namespaced_config_map(other, cm("elsewhere"))
+    core.create_namespaced_config_map(ns, cm("here"))
+    lines = raw_watch(ec, f"/api/v1/namespaces/{ns}/configmaps", watch="1", resourceVersion=rv,
+                      timeoutSeconds=1).text.splitlines()
+    assert [(json.loads(x)["type"], json.loads(x)["object"]["metadata"]["name"]) for x in lines] == [("ADDED", "here")]
+
+
 def test_a_watch_resumed_from_a_lists_resource_version_loses_no_change(core, ns):
     listed = core.list_namespaced_config_map(ns)
     core.create_namespaced_config_map(ns, cm("between"))   # after the list, before the watch

@@ -83,6 +83,7 @@ class _Watcher:
     events: "queue.Queue[_Event | None]"
     fault: str = ""           # "expire" or "drop", set by Faults; "" = none
     conn: Any = None          # the stream's socket, cut when the server stops
+    start_rv: int = 0         # the store's resourceVersion when the watcher was registered
     overflowed: bool = False
     closed: bool = False
 
@@ -161,8 +162,8 @@ class WatchHub:
         ``since`` None: the current objects as synthetic ADDED events. Registering and reading
         happen under the store's lock, so no change falls between the two."""
         with self.store._lock:
-            w = _Watcher(rt.key, namespace, keep, queue.Queue(self.queue_size))
             now = self.store._rv
+            w = _Watcher(rt.key, namespace, keep, queue.Queue(self.queue_size), start_rv=now)
             if since is None:
                 objs = self._current[rt.key].values()
                 first = [_Event(now, "ADDED", o, None) for o in objs
@@ -291,9 +292,9 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
             seen = ("ADDED", ev.obj) if since is None else _seen_as(w, ev)
             if seen is not None:
                 stream.write(_event_line(rt, seen[0], seen[1], table, include))
-        sent = max([e.rv for e in first] + [since or 0])
-        if initial:
-            stream.write(_bookmark(rt, hub.store_rv(), table, initial_end=True))
+        sent = max([e.rv for e in first] + [w.start_rv if since is None else since])
+        if initial:   # everything up to the registration is sent; later events are queued
+            stream.write(_bookmark(rt, w.start_rv, table, initial_end=True))
         _pump(stream, hub, w, rt, table, include, bookmarks, timeout, sent)
     except (OSError, ValueError):   # the client went away (ValueError: write to a closed file)
         pass
