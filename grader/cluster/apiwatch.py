@@ -175,7 +175,9 @@ class WatchHub:
                                              "message": "Too large resource version"}],
                                  "retryAfterSeconds": 1})
             elif since < self._floor[rt.key]:
-                return w, [], f"too old resource version: {since} ({self._floor[rt.key] + 1})"
+                hist = self._history[rt.key]   # named as the watch cache names it: oldest - 1
+                oldest = hist[0].rv - 1 if hist else self._floor[rt.key]
+                return w, [], f"too old resource version: {since} ({oldest})"
             else:
                 first = [e for e in self._history[rt.key] if e.rv > since and _seen_as(w, e) is not None]
             if self._closed:
