@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from datetime import datetime
 
@@ -71,6 +72,10 @@ def _attr(s: str, limit: int = ATTR_LIMIT) -> str:
     if not (s.isascii() and s.isprintable()) or "  " in s or s[:1] == " " or s[-1:] == " ":
         s = " ".join(clean(s).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# Short strings of these characters need neither cleaning nor escaping in an attribute.
+_plain = re.compile(r"[A-Za-z0-9._@:-]{0,200}").fullmatch
 
 
 def _body(s: str) -> str:
@@ -170,7 +175,10 @@ def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: 
         f' hostname="{A(hostname)}" id="{index}" package="{A(_attr(r.exercise_id))}">\n    <properties>')
 
     def prop(name: str, value: str) -> None:
-        out.append(f'\n      <property name="{A(_attr(name))}" value="{A(_attr(value))}" />')
+        # most names and values are ids and numbers that cleaning and escaping would leave as they are
+        name = name if _plain(name) else A(_attr(name))
+        value = value if _plain(value) else A(_attr(value))
+        out.append(f'\n      <property name="{name}" value="{value}" />')
 
     prop("exercise", r.exercise_id)
     prop("namespace", r.namespace)
