@@ -201,10 +201,10 @@ def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
                   f"export GRADER_ROUTE_DOMAIN={domain}\n# {example}", flush=True)
         else:
             print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                    "  grade ex1 --kubeconfig {k}\nルーター (Route のホスト名はこのアドレスで受け付けます): {router}\n  {curl}\n"
+                    "  grade ex1 --kubeconfig {k}\nルーター (Route のホスト名は DNS では解決できないので、このアドレス宛てに送ります): {router}\n  {curl}\n"
                     "Ctrl-C で終了します。",
                     "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                    "  grade ex1 --kubeconfig {k}\nRouter (answers for route hosts; they do not resolve in DNS): {router}\n  {curl}\n"
+                    "  grade ex1 --kubeconfig {k}\nRouter (route hosts do not resolve in DNS; send requests for them here): {router}\n  {curl}\n"
                     "Press Ctrl-C to stop.",
                     url=Raw(url), k=Raw(str(path)), router=Raw(router), curl=Raw(example)).get(lang), flush=True)
         try:
