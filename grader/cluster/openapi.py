@@ -34,6 +34,7 @@ _PATCH: dict[tuple[str, str], tuple[str, str]] = {
     ("V1Container", "volumeMounts"): ("merge", "mountPath"), ("V1Container", "volumeDevices"): ("merge", "devicePath"),
     ("V1ServiceSpec", "ports"): ("merge", "port"), ("V1ObjectMeta", "finalizers"): ("merge", ""),
     ("V1ObjectMeta", "ownerReferences"): ("merge", "uid"), ("V1DeploymentSpec", "strategy"): ("retainKeys", ""),
+    ("V1PodSpec", "topologySpreadConstraints"): ("merge", "topologyKey"), ("V1ServiceAccount", "secrets"): ("merge", "name"),
 }
 _SPECIAL = {("", "v1", "Event"): "CoreV1Event", ("events.k8s.io", "v1", "Event"): "EventsV1Event"}
 _PRIMITIVE = {"str": {"type": "string"}, "int": {"type": "integer", "format": "int32"}, "bool": {"type": "boolean"},
