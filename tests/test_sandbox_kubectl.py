@@ -29,9 +29,9 @@ def kubectl(cluster, fresh_ns, tmp_path):
     """kubectl against the sandbox in a fresh namespace: ``kubectl(*args, ok=True) -> CompletedProcess``."""
     kc = cluster.write_kubeconfig(tmp_path / "kubeconfig", namespace=fresh_ns)
 
-    def run(*args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def run(*args: str, ok: bool = True, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
         r = subprocess.run(["kubectl", "--kubeconfig", str(kc), *args], capture_output=True, text=True,
-                           timeout=60, input=stdin)
+                           timeout=60, input=stdin, env=env)
         if ok:
             assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
         return r
@@ -218,3 +218,29 @@ def test_kubectl_explain(kubectl):
     assert "FIELD: containers <[]Container>" in out and "image\t<string>" in out
     out = kubectl("explain", "deployment.spec.replicas").stdout
     assert "GROUP:      apps" in out and "replicas <integer>" in out
+
+
+@needs_kubectl()
+def test_kubectl_apply_still_merges_lists_by_key(kubectl):
+    """Serving schemas does not change how kubectl apply patches: the PATCH operations declare no
+    request body, so kubectl computes strategic merge patches from its compiled-in types even with
+    KUBECTL_OPENAPIV3_PATCH; containers merge by name, and an env var another client added
+    survives a re-apply that changes the image."""
+    import os
+    env = {**os.environ, "KUBECTL_OPENAPIV3_PATCH": "true"}
+    manifest = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: httpd, image: IMAGE, env: [{name: A, value: "1"}]}]
+"""
+    kubectl("apply", "-f", "-", stdin=manifest.replace("IMAGE", HTTPD), env=env)
+    kubectl("set", "env", "deployment/web", "B=2")
+    assert "configured" in kubectl("apply", "-f", "-", stdin=manifest.replace("IMAGE", HTTPD + ":latest"), env=env).stdout
+    c = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)["spec"]["template"]["spec"]["containers"]
+    assert [x["image"] for x in c] == [HTTPD + ":latest"]
+    assert {e["name"]: e["value"] for e in c[0]["env"]} == {"A": "1", "B": "2"}

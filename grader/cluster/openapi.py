@@ -9,11 +9,12 @@ out as kube-apiserver lays them out (``/openapi/v3/api/v1`` with ``components.sc
 ``io.k8s.api.core.v1.Pod``, references wrapped in ``allOf``, each kind tagged with
 ``x-kubernetes-group-version-kind``, which is how kubectl finds a kind's schema).
 
-Because ``kubectl apply`` then computes its strategic merge patches from these schemas (rather
-than from its compiled-in types), the lists that merge by key on a real server carry the same
-``x-kubernetes-patch-strategy``/``x-kubernetes-patch-merge-key`` as there (the client's models do
-not have them; the table below is from the API's ``+patchStrategy``/``+patchMergeKey`` tags in
-k8s.io/api core/v1 and apps/v1 types.go).
+The lists that merge by key on a real server carry the same ``x-kubernetes-patch-strategy``/
+``x-kubernetes-patch-merge-key`` as there (the client's models do not have them; the table below
+is from the API's ``+patchStrategy``/``+patchMergeKey`` tags in k8s.io/api core/v1 and apps/v1
+types.go), for tools that read them. ``kubectl apply`` itself keeps computing its patches from
+its compiled-in types: the PATCH operations here declare no request body, and kubectl uses a v3
+schema for patches only where the operation lists ``application/strategic-merge-patch+json``.
 
 ``/openapi/v2`` is served as JSON only: kubectl asks for it as protobuf, which is not spoken here,
 and gets the 404 it handles (its callers fall back to v3 or to compiled-in types).
