@@ -218,6 +218,8 @@ def test_kubectl_explain(kubectl):
     assert "FIELD: containers <[]Container>" in out and "image\t<string>" in out
     out = kubectl("explain", "deployment.spec.replicas").stdout
     assert "GROUP:      apps" in out and "replicas <integer>" in out
+    out = kubectl("explain", "route.spec.tls").stdout
+    assert "FIELD: tls <TLSConfig>" in out and "termination\t<string> -required-" in out
 
 
 @needs_kubectl()

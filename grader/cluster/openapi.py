@@ -16,6 +16,8 @@ types.go), for tools that read them. ``kubectl apply`` itself keeps computing it
 its compiled-in types: the PATCH operations here declare no request body, and kubectl uses a v3
 schema for patches only where the operation lists ``application/strategic-merge-patch+json``.
 
+Route, which the client has no model of, has a written-out schema (``routeschema``).
+
 ``/openapi/v2`` is served as JSON only: kubectl asks for it as protobuf, which is not spoken here,
 and gets the 404 it handles (its callers fall back to v3 or to compiled-in types).
 """
@@ -26,6 +28,7 @@ import re
 from typing import Any, Iterable
 
 from .apitypes import ResourceType
+from .routeschema import route_schemas
 
 _PATCH: dict[tuple[str, str], tuple[str, str]] = {
     ("V1PodSpec", "containers"): ("merge", "name"), ("V1PodSpec", "initContainers"): ("merge", "name"),
@@ -148,10 +151,16 @@ def _roots(resources: Iterable[ResourceType]) -> tuple[tuple[str, str, str, str]
 
 def v3_schemas(resources: Iterable[ResourceType]) -> dict[str, dict]:
     """``components.schemas`` of one group-version document."""
+    resources = list(resources)
     try:
-        return _schemas(_roots(resources), True)
+        out = _schemas(_roots(resources), True)
     except ImportError:   # no kubernetes client: the document keeps its paths only
         return {}
+    if any(r.key == "routes.route.openshift.io" for r in resources):
+        meta = _schemas((("V1ObjectMeta", "", "", ""),), True)
+        out = {**out, **{k: v for k, v in meta.items() if "x-kubernetes-group-version-kind" not in v},
+               **route_schemas(component("V1ObjectMeta"))}
+    return out
 
 
 def v2_document(resources: tuple[ResourceType, ...]) -> dict:
