@@ -35,8 +35,10 @@ from .grading import probe_for, progress_bar
 from .i18n import Raw, Text, quote, t
 from .junit import render_junit
 from .kube import Api
+from .lms import write_round_trip
 from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_batch
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
+from .roster import Roster
 from .runner import collect
 from .settings import Settings
 from .sanitize import valid_namespace
@@ -218,6 +220,16 @@ def rejected(specs: list[ExerciseSpec], name: Any) -> list[ExerciseResult]:
     return [ExerciseResult(s.id, s.render(s.title), shown_name(name), error=why) for s in specs]
 
 
+def absent(specs: list[ExerciseSpec], name: str, server: str) -> list[ExerciseResult]:
+    """An ERROR row per exercise for a ``-n`` namespace that does not exist: not a row of zeros
+    (nothing of the student's was seen), and no report file, so ``--resume`` grades it once it
+    exists."""
+    why = t("名前空間 {ns} は {srv} にありません (-n の名前の誤りでは?)。採点していません。",
+            "namespace {ns} does not exist on {srv} (a mistyped -n?), so it was not graded.",
+            ns=name, srv=Raw(server))
+    return [ExerciseResult(s.id, s.render(s.title), name, error=why) for s in specs]
+
+
 def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> None:
     """Reports of results graded elsewhere (``--manifests``), in the batch layout; a result whose
     namespace is not a namespace name gets a gradebook row but no directory."""
@@ -264,11 +276,14 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 # --- the batch -------------------------------------------------------------------------------
 def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces: list[str],
-                out_dir: Path, *, resume: bool = False) -> int:
-    """Grade every namespace into ``out_dir``; returns the exit code (``RunResult.exit_code``)."""
+                out_dir: Path, *, resume: bool = False, roster: Roster | None = None,
+                missing: list[str] | None = None) -> int:
+    """Grade every namespace into ``out_dir``; returns the exit code (``RunResult.exit_code``).
+    ``missing``: -n names that do not exist (ERROR rows); ``roster``: write the LMS round trip."""
     namespaces = list(dict.fromkeys(namespaces))
     refused = {shown_name(ns): rejected(specs, ns) for ns in namespaces if not safe_name(ns)}
-    namespaces = [ns for ns in namespaces if safe_name(ns)]
+    refused.update({ns: absent(specs, ns, api.server) for ns in missing or [] if safe_name(ns)})
+    namespaces = [ns for ns in namespaces if safe_name(ns) and ns not in refused]
     lang = settings.lang
     exercises = [s.id for s in specs]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +325,8 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
             # Interrupted, a chunk's writer threads may have finished some of its namespaces that
             # by_ns does not hold yet: what is on disk is the record (results.json comes last).
             book.write(by_ns if finished else {**_earlier(out_dir, set()), **by_ns})
+    if roster is not None:
+        write_round_trip(api, settings, specs, by_ns, out_dir, roster)
     selected = [r for ns in [*namespaces, *refused] for r in by_ns.get(ns, [])]
     run = RunResult(selected)
     errored = sorted({r.namespace for r in graded

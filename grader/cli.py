@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --manifests: read DIR's subfolders too (as kubectl apply -R)")
     p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, gradebook.csv, results.json")
     p.add_argument("--resume", action="store_true", help="with --out: skip namespaces already reported")
+    p.add_argument("--roster", metavar="FILE",
+                   help="with --out: Canvas/Moodle gradebook export or CSV; writes DIR/lms-import.csv")
     p.add_argument("--version", action="version", version=f"grade {__version__}")
     return p
 
