@@ -80,16 +80,27 @@ def complete(out_dir: Path, namespace: str, exercises: list[str]) -> bool:
     doc = _load_results(d / RESULTS)
     if doc is None:
         return False
-    graded = {str((test.get("extra_data") or {}).get("exercise")) for test in doc["tests"] if isinstance(test, dict)}
+    extra = doc.get("extra_data") if isinstance(doc.get("extra_data"), dict) else {}
+    entries = [*doc["tests"], *(extra.get("unobserved") or []), *(extra.get("errors") or [])]
+    graded = {str((e.get("extra_data") or e).get("exercise")) for e in entries if isinstance(e, dict)}
     return set(exercises) <= graded and all(_parses_xml(d / f"{ex}.xml") for ex in exercises)
 
 
 def results_from_gradescope(doc: dict[str, Any], namespace: str) -> list[ExerciseResult]:
     """Rebuild enough of the results model from a ``results.json`` for the gradebook and the
-    exit code: scores, outcomes (a namespace error is kept as the checks' error outcome) and the
-    exercises graded. Earned points are all-or-nothing per check, so they follow from outcomes."""
+    exit code: scores, outcomes (checks the grader could not observe and namespace errors come
+    from its top-level ``extra_data``) and the exercises graded. Earned points are all-or-nothing
+    per check, so they follow from outcomes."""
     by_ex: dict[str, ExerciseResult] = {}
-    for test in doc.get("tests") or []:
+    top = doc.get("extra_data") if isinstance(doc.get("extra_data"), dict) else {}
+    for error in top.get("errors") or []:         # a namespace error (gradescope_json's extra_data)
+        if isinstance(error, dict) and error.get("exercise"):
+            ex = str(error["exercise"])
+            by_ex.setdefault(ex, ExerciseResult(ex, Text.same(ex), namespace)).error = Text.same(str(error.get("message") or "error"))
+    unobserved = [{"name": u.get("name"), "max_score": u.get("max_score"), "visibility": u.get("visibility"),
+                   "extra_data": {**u, "outcome": Outcome.ERROR.value}}
+                  for u in top.get("unobserved") or [] if isinstance(u, dict)]
+    for test in [*(doc.get("tests") or []), *unobserved]:
         if not isinstance(test, dict):
             continue
         extra = test.get("extra_data") or {}

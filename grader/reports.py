@@ -280,16 +280,17 @@ def gradebook_csv(results: list[ExerciseResult]) -> str:
 
 
 # --- Gradescope ------------------------------------------------------------------------------
+_RERUN = Text(
+    "採点システムが {n} 件のチェックを確認できませんでした (学生のミスではありません)。これらは得点にも"
+    "一覧にも含めていません。自動採点をもう一度実行してください (Regrade):",
+    "The autograder could not observe {n} check(s) (not your fault). They are left out of the score "
+    "and of the test list: the autograder must be re-run (Regrade):",
+)
+
+
 def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
-    outcome = effective_outcome(r, c)
     parts: list[str] = []
-    if outcome is Outcome.ERROR:
-        parts.append("ERROR: " + _L["could_not"].get(lang))
-        if r.error is not None:
-            parts.append(clean(r.error.get(lang)))
-        if c.message is not None:
-            parts.append(clean(c.message.get(lang)))
-    elif outcome is Outcome.FAILED:
+    if c.outcome is Outcome.FAILED:
         if c.message is not None:
             parts.append(clean(c.message.get(lang)))
         if c.hint is not None:
@@ -300,21 +301,44 @@ def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
 
 
 def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) -> dict[str, Any]:
-    """Gradescope autograder ``results.json`` (gradescope-autograders.readthedocs.io, specs).
+    """Gradescope autograder ``results.json`` (https://gradescope-autograders.readthedocs.io/en/
+    latest/specs/, "Output format").
 
-    Gradescope's per-test ``status`` knows only passed/failed, so an error is ``failed`` with
-    score 0, ``output`` starting with an ``ERROR:`` line, tag ``"error"`` and
-    ``extra_data.outcome == "error"``. A namespace error with no checks becomes one 0/0 test so
-    the student still sees it. Test names are ``<exercise> <check_id>: <title>``.
+    A per-test ``status`` knows only passed/failed, and a failed test reads as the student's
+    fault. So a check the grader could not observe (``effective_outcome`` error) is left out of
+    ``tests`` and the top-level ``output`` (always shown, ``output_format`` "text") lists it and
+    says the autograder must be re-run; the score is the observed checks' points, which is what
+    the model's score already is. What was left out is kept in the top-level ``extra_data``
+    (``unobserved``: one entry per check; ``errors``: one per namespace error) so ``--out``'s
+    gradebook and ``--resume`` still see it. ``execution_time`` is whole seconds, as in the
+    specification's example. Test names are ``<exercise> <check_id>: <title>``.
     """
     results = result if isinstance(result, list) else [result]
     tests: list[dict[str, Any]] = []
+    unobserved: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    lines: list[str] = []
     for r in results:
+        if r.error is not None:
+            errors.append({"exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+                           "message": clean(r.error.get(lang))})
+            lines.append(f"  {_one_line(r.exercise_id)}: {_one_line(r.error.get(lang))}")
         for c in r.checks:
             outcome = effective_outcome(r, c)
+            name = f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"
+            if outcome is Outcome.ERROR:
+                unobserved.append({
+                    "exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+                    "check_id": clean(c.check_id), "name": name, "max_score": _json_number(c.points),
+                    "visibility": c.visibility.value, "attempts": c.attempts,
+                    "message": None if c.message is None else clean(c.message.get(lang)),
+                })
+                if c.visibility is not Visibility.HIDDEN:
+                    detail = f" ({_one_line(c.message.get(lang))})" if c.message is not None and r.error is None else ""
+                    lines.append(f"  {name}{detail}")
+                continue
             tests.append({
-                "name": f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: "
-                        f"{_one_line(c.title.get(lang))}",
+                "name": name,
                 "score": _json_number(c.earned),
                 "max_score": _json_number(c.points),
                 "status": "passed" if outcome is Outcome.PASSED else "failed",
@@ -329,27 +353,13 @@ def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) ->
                     "attempts": c.attempts,
                 },
             })
-        if r.error is not None and not r.checks:
-            tests.append({
-                "name": f"{_one_line(r.exercise_id)}: {_L['ns_error'].get(lang).rstrip(':')}",
-                "score": 0,
-                "max_score": 0,
-                "status": "failed",
-                "output": "ERROR: " + clean(r.error.get(lang)),
-                "visibility": Visibility.VISIBLE.value,
-                "tags": [Outcome.ERROR.value],
-                "extra_data": {"outcome": Outcome.ERROR.value, "exercise": clean(r.exercise_id),
-                               "namespace": clean(r.namespace)},
-            })
-    errors = [r for r in results if r.error is not None]
     doc: dict[str, Any] = {
         "score": _json_number(sum(r.score for r in results)),
-        "execution_time": round(sum(r.duration for r in results), 3),
+        "execution_time": max(0, int(round(sum(r.duration for r in results)))),
         "tests": tests,
     }
-    if errors:
-        doc["output"] = "\n".join(
-            f"ERROR: {_one_line(r.exercise_id)}: {clean(r.error.get(lang))}"
-            for r in errors if r.error is not None
-        )
+    if unobserved or errors:
+        doc["output"] = "\n".join([_RERUN.get(lang).format(n=len(unobserved) or len(errors)), *lines])
+        doc["output_format"] = "text"
+        doc["extra_data"] = {"unobserved": unobserved, "errors": errors}
     return doc
