@@ -33,6 +33,7 @@ from typing import Any, Iterator
 from .errors import UsageError
 from .grading import probe_for, progress_bar
 from .i18n import Raw, Text, quote, t
+from .classpage import render_class_page
 from .junit import render_junit
 from .kube import Api
 from .lms import write_round_trip
@@ -48,6 +49,7 @@ from .specs import ExerciseSpec
 CHUNK = 200
 RESULTS = "results.json"
 GRADEBOOK = "gradebook.csv"
+CLASS_PAGE = "index.html"
 
 
 def chunk_size() -> int:
@@ -174,8 +176,11 @@ def _write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lan
     write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
 
 
-def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]]) -> None:
-    write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for ns in sorted(by_ns) for r in by_ns[ns]]))
+def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en") -> None:
+    """The gradebook and the class page (``DIR/index.html``), which cover the same namespaces."""
+    ordered = {ns: by_ns[ns] for ns in sorted(by_ns)}
+    write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for rs in ordered.values() for r in rs]))
+    write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang))
 
 
 class _Gradebook:
@@ -187,14 +192,15 @@ class _Gradebook:
     when the batch ends or is interrupted. After a crash (SIGKILL), ``--resume`` rebuilds it from
     the ``results.json`` files, which are the record."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, lang: str) -> None:
         self.out_dir = out_dir
+        self.lang = lang
         self.last = time.monotonic()
         self.took = 0.0
 
     def write(self, by_ns: dict[str, list[ExerciseResult]]) -> None:
         started = time.monotonic()
-        _write_gradebook(self.out_dir, by_ns)
+        _write_gradebook(self.out_dir, by_ns, self.lang)
         self.last = time.monotonic()
         self.took = self.last - started
 
@@ -247,7 +253,7 @@ def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> No
     by_ns = {(ns if safe_name(ns) else shown_name(ns)): rs for ns, rs in _by_namespace(results).items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_namespaces(out_dir, {ns: rs for ns, rs in by_ns.items() if safe_name(ns)}, lang)
-    _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns})
+    _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns}, lang)
 
 
 # --- interruption ----------------------------------------------------------------------------
@@ -309,7 +315,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     probe = probe_for(api, settings)
     graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]
     started = time.monotonic()
-    book = _Gradebook(out_dir)
+    book = _Gradebook(out_dir, lang)
     with _SigtermAsInterrupt() as stop:
         checks = collect(specs) if todo else None   # once per run: every chunk calls the same checks
         done = 0
