@@ -1,8 +1,9 @@
 """Instructor batch grading: a class at once, reports for CI and the LMS, safe to interrupt.
 
 ``grade EX... --out DIR`` writes, per namespace, ``DIR/<namespace>/<exercise>.xml`` (JUnit) and
-``DIR/<namespace>/results.json`` (Gradescope), and ``DIR/gradebook.csv`` over every namespace
-that has a ``results.json`` in DIR (earlier runs included). One DIR is meant for one assignment:
+``DIR/<namespace>/results.json`` (Gradescope), and ``DIR/gradebook.csv`` and the class page
+``DIR/index.html`` over every namespace that has a ``results.json`` in DIR (earlier runs
+included); with a roster, ``DIR/lms-import.csv`` and ``DIR/unmatched.csv`` (``lms``). One DIR is meant for one assignment:
 a namespace's ``results.json`` holds the exercises of its latest grading.
 
 Why chunks: namespaces are graded ``CHUNK`` at a time and each chunk's files are written as soon
