@@ -132,6 +132,7 @@ def test_canvas_round_trip(capsys, klass, tmp_path):
     assert after[5][0].startswith("'=HYPERLINK")                            # formula neutralised
     assert "total" not in after[0] and "errors" not in after[0]
     _check_unmatched(out, klass, err)
+    assert klass["ns"]["stray"] in (out / "index.html").read_text(encoding="utf-8")   # the class page, too
 
 
 def _rows_of_text(text: str) -> list[list[str]]:
