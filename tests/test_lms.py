@@ -15,14 +15,15 @@ from grader.cli import main
 from grader.lms import REQUESTER, safe_cell
 from grader.roster import CANVAS, MOODLE, PLAIN, parse_roster
 
-# A Canvas gradebook export (Grades > Actions > Export), written after Instructure's guides "How
-# do I export grades in the Gradebook?" (columns Student, ID, SIS User ID, SIS Login ID, Section,
-# then one "Title (assignment id)" column per assignment and read-only score columns; a second row
-# "    Points Possible", read-only columns marked "(read only)"; https://community.canvaslms.com/t5/
-# Instructor-Guide/How-do-I-export-grades-in-the-Gradebook/ta-p/809) and "How do I import grades in
-# the Gradebook?" (row[0] "Student", row[1] "ID", identity columns up to "Section"; a new column
-# creates a new assignment; as also summarised by Ohio State's "Import a CSV file to Carmen Grades",
-# https://teaching.resources.osu.edu/toolsets/carmencanvas/guides/calculating-final-grades/import-csv-file-carmen-grades).
+# A Canvas gradebook export (Grades > Actions > Export), written after Instructure's guide "How do
+# I export grades in the Gradebook?" as republished by VCU (read-only Current/Final/Unposted score
+# columns; https://ts.vcu.edu/askit/teaching-and-learning/canvas/faculty/grading-faculty/
+# gradebook-action-menu-faculty/) and Ohio State's "Import a CSV file to Carmen Grades" (the
+# identity columns Student, ID, SIS User ID, SIS Login ID, Section, then the assignment columns;
+# a new assignment column creates a new assignment; https://teaching.resources.osu.edu/toolsets/
+# carmencanvas/guides/calculating-final-grades/import-csv-file-carmen-grades). The "Title (id)"
+# headers and the blank-padded "Points Possible" row with "(read only)" cells are Canvas's export
+# layout as commonly seen, not copied from a recorded file.
 CANVAS_EXPORT = """\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Lab 1: Pods (1001),Lab 2: Services (1002),Current Score,Unposted Current Score,Final Score,Unposted Final Score
     Points Possible,,,,,10.00,10.00,(read only),(read only),(read only),(read only)
 "Doe, Jane",4101,S001,{a},Section A,9.00,,90.00,90.00,45.00,45.00
