@@ -17,9 +17,10 @@ passed: an exercise not started reads grey, not as a wall of red).
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .reports import effective_outcome
 from .results import ExerciseResult, Outcome
@@ -46,7 +47,7 @@ def _num(x: float) -> int | float:
     return int(x) if x == int(x) else round(x, 3)
 
 
-def _exercise_cells(r: ExerciseResult | None, lang: str) -> dict[str, Any]:
+def _exercise_cells(r: ExerciseResult | None, lang: str, cleaned: Callable[[str, int], str] = clean) -> dict[str, Any]:
     """One student's exercise: score, status and each check's state, and where they are stuck."""
     if r is None:
         return {"score": None, "max_score": None, "status": NOT_ATTEMPTED, "first_failing": None, "checks": {}}
@@ -57,7 +58,7 @@ def _exercise_cells(r: ExerciseResult | None, lang: str) -> dict[str, Any]:
     status = (ERROR if ERROR in checks.values() or r.error is not None else NOT_ATTEMPTED if nothing
               else FAILED if FAILED in checks.values() else PASSED)
     return {"score": _num(r.score), "max_score": _num(r.max_score), "status": status,
-            "first_failing": None if first is None else clean(f"{first.check_id}: {first.title.get(lang)}", 200),
+            "first_failing": None if first is None else cleaned(f"{first.check_id}: {first.title.get(lang)}", 200),
             "checks": checks}
 
 
@@ -71,38 +72,41 @@ def class_data(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str) -> d
     [{"message", "count"}]}, "errors": [{"namespace", "exercise", "check", "message"}]}``
     """
     lang = lang if lang in _LABELS else "en"
+    # A class repeats the same titles and failure messages thousands of times: each distinct one
+    # is cleaned once per page (per call, so a secret remembered later is never missed).
+    cleaned = functools.lru_cache(maxsize=None)(clean)
     exercises: dict[str, dict[str, Any]] = {}
     for results in by_ns.values():
         for r in results:
-            ex = exercises.setdefault(r.exercise_id, {"id": clean(r.exercise_id, 80),
-                                                      "title": clean(r.title.get(lang), 200),
+            ex = exercises.setdefault(r.exercise_id, {"id": cleaned(r.exercise_id, 80),
+                                                      "title": cleaned(r.title.get(lang), 200),
                                                       "max_score": _num(r.max_score), "checks": {}})
             for c in r.checks:
-                ex["checks"].setdefault(c.check_id, {"id": clean(c.check_id, 80), "title": clean(c.title.get(lang), 200),
+                ex["checks"].setdefault(c.check_id, {"id": cleaned(c.check_id, 80), "title": cleaned(c.title.get(lang), 200),
                                                      "points": _num(c.points)})
     students: list[dict[str, Any]] = []
     failures: dict[str, Counter[str]] = {ex: Counter() for ex in exercises}
     errors: list[dict[str, Any]] = []
     for ns, results in by_ns.items():
         graded = {r.exercise_id: r for r in results}
-        row: dict[str, Any] = {"namespace": clean(ns, 100), "exercises": {}}
+        row: dict[str, Any] = {"namespace": cleaned(ns, 100), "exercises": {}}
         for ex_id in exercises:
-            cells = _exercise_cells(graded.get(ex_id), lang)
+            cells = _exercise_cells(graded.get(ex_id), lang, cleaned)
             row["exercises"][ex_id] = cells
             r = graded.get(ex_id)
             if r is None:
                 continue
             if r.error is not None:
-                errors.append({"namespace": clean(ns, 100), "exercise": clean(ex_id, 80), "check": None,
-                               "message": clean(r.error.get(lang), 300)})
+                errors.append({"namespace": cleaned(ns, 100), "exercise": cleaned(ex_id, 80), "check": None,
+                               "message": cleaned(r.error.get(lang), 300)})
             for c in r.checks:
                 outcome = effective_outcome(r, c)
                 if outcome is Outcome.FAILED and cells["status"] != NOT_ATTEMPTED:
-                    failures[ex_id][clean((c.message or c.title).get(lang), 300)] += 1
+                    failures[ex_id][cleaned((c.message or c.title).get(lang), 300)] += 1
                 elif outcome is Outcome.ERROR and r.error is None:
-                    errors.append({"namespace": clean(ns, 100), "exercise": clean(ex_id, 80),
-                                   "check": clean(c.check_id, 80),
-                                   "message": clean((c.message or c.title).get(lang), 300)})
+                    errors.append({"namespace": cleaned(ns, 100), "exercise": cleaned(ex_id, 80),
+                                   "check": cleaned(c.check_id, 80),
+                                   "message": cleaned((c.message or c.title).get(lang), 300)})
         row["score"] = _num(sum(r.score for r in results))
         row["max_score"] = _num(sum(r.max_score for r in results))
         row["errors"] = sum(1 for cells in row["exercises"].values() if cells["status"] == ERROR)
