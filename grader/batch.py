@@ -177,11 +177,13 @@ def _write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lan
     write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
 
 
-def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en") -> None:
-    """The gradebook and the class page (``DIR/index.html``), which cover the same namespaces."""
+def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en", *,
+                     page: bool = True) -> None:
+    """The gradebook and, with ``page``, the class page (``DIR/index.html``), over the same namespaces."""
     ordered = {ns: by_ns[ns] for ns in sorted(by_ns)}
     write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for rs in ordered.values() for r in rs]))
-    write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang))
+    if page:
+        write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang))
 
 
 class _Gradebook:
@@ -190,8 +192,10 @@ class _Gradebook:
     It covers every namespace so far, so rewriting it after each chunk made a batch quadratic
     (10,000 students: 50 rewrites of up to 10,000 rows). After a chunk it is rewritten only when
     the time since the last rewrite is ten times what that rewrite took; it is always written
-    when the batch ends or is interrupted. After a crash (SIGKILL), ``--resume`` rebuilds it from
-    the ``results.json`` files, which are the record."""
+    when the batch ends or is interrupted. The class page, which costs several times the
+    gradebook (a sixth of a batch's CPU when it was redrawn with it), is written only then. After
+    a crash (SIGKILL), ``--resume`` rebuilds both from the ``results.json`` files, which are the
+    record."""
 
     def __init__(self, out_dir: Path, lang: str) -> None:
         self.out_dir = out_dir
@@ -199,15 +203,15 @@ class _Gradebook:
         self.last = time.monotonic()
         self.took = 0.0
 
-    def write(self, by_ns: dict[str, list[ExerciseResult]]) -> None:
+    def write(self, by_ns: dict[str, list[ExerciseResult]], *, page: bool = True) -> None:
         started = time.monotonic()
-        _write_gradebook(self.out_dir, by_ns, self.lang)
+        _write_gradebook(self.out_dir, by_ns, self.lang, page=page)
         self.last = time.monotonic()
         self.took = self.last - started
 
     def written(self, by_ns: dict[str, list[ExerciseResult]]) -> None:
         if time.monotonic() - self.last >= 10 * self.took:
-            self.write(by_ns)
+            self.write(by_ns, page=False)
 
 
 def _by_namespace(results: list[ExerciseResult]) -> dict[str, list[ExerciseResult]]:
