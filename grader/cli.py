@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifests", metavar="DIR", help="grade these YAML files on a fresh embedded cluster")
     p.add_argument("-R", "--recursive", action="store_true",
                    help="with --manifests: read DIR's subfolders too (as kubectl apply -R)")
-    p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, gradebook.csv, results.json")
+    p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, results.json, gradebook.csv, index.html")
     p.add_argument("--resume", action="store_true", help="with --out: skip namespaces already reported")
+    p.add_argument("--roster", metavar="FILE",
+                   help="with --out: Canvas/Moodle gradebook export or CSV; writes DIR/lms-import.csv")
     p.add_argument("--version", action="version", version=f"grade {__version__}")
     return p
 

@@ -260,7 +260,8 @@ def test_a_forged_status_is_the_students_answer(tmp_path, handler, code, said):
     with _double({"forger": handler}) as double:
         api = _api(double, tmp_path)
         try:
-            answer = api.service_proxy("forger", "hello", 80, "/", timeout=1.0)
+            # the answer is immediate; the time limit only has to outlast a loaded machine
+            answer = api.service_proxy("forger", "hello", 80, "/", timeout=5.0)
         finally:
             api.close()
         controls = [r for r in double.requests if "grader-control-probe" in r]
@@ -280,7 +281,7 @@ def test_the_grader_may_not_use_the_proxy_is_an_error(tmp_path):
         api = _api(double, tmp_path)
         try:
             with pytest.raises(CannotSee) as info:
-                api.service_proxy("student", "hello", 80, "/", timeout=1.0)
+                api.service_proxy("student", "hello", 80, "/", timeout=5.0)
         finally:
             api.close()
     assert info.value.status == 403 and "may not use the service proxy" in info.value.message.en
