@@ -108,9 +108,10 @@ def _syncfs() -> Any:
     global _SYNCFS
     if _SYNCFS is False:
         import ctypes
-        import ctypes.util
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # the interpreter's own symbols, libc's among them: ``ctypes.util.find_library`` would
+            # start ``ldconfig -p`` in the middle of a batch (a vfork of a process of hundreds of MB)
+            libc = ctypes.CDLL(None, use_errno=True)
             call = libc.syncfs
         except (OSError, AttributeError):
             _SYNCFS = None
