@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -149,16 +150,39 @@ def kubectl_way(kubeconfig: Path, reads: dict[str, tuple[str, str | None]], samp
 
 
 def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, float, float]:
-    """(exit code, output, wall s, CPU s user+sys, peak RSS MB) of one child, from ``wait4``."""
+    """(exit code, output, wall s, CPU s user+sys, peak RSS MB) of one child: CPU from ``wait4``,
+    the peak from the child's own ``VmHWM`` (``/proc/PID/status``), read every 20 ms while it runs
+    (the high-water mark only grows, so the last reading misses at most the last 20 ms).
+
+    Not ``ru_maxrss``: a child started by ``vfork``/``posix_spawn`` from this process inherits
+    this process's high-water mark at ``exec``, so ``ru_maxrss`` reported the benchmark's own size
+    (the filled cluster, 650 MB at 1,000 × all seven) whenever it was larger than the grader's."""
     with tempfile.TemporaryFile("w+") as sink:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT))
+        peak = [0]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                try:
+                    with open(f"/proc/{proc.pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                peak[0] = max(peak[0], int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+                done.wait(0.02)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        watcher.join()
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         sink.seek(0)
         print(f"    (child CPU: user {usage.ru_utime:.2f}s, sys {usage.ru_stime:.2f}s)", flush=True)
-        return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024
 
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
