@@ -48,7 +48,22 @@ class RequestRecord:
 
 @dataclass
 class Faults:
-    """Failure injection for the API port only; retries and timeouts are tested against it."""
+    """Failure injection for the API port only; retries, timeouts and watch resumes are tested
+    against it.
+
+    Every request, watches included, first meets ``latency``, ``error_rate``/``error_statuses``
+    (``retry_after`` on 429/503), ``reset_rate`` and ``fail_next()``, filtered by ``match(method,
+    path)``. Open watch streams are hit on demand, each call answering how many streams it hit
+    (a test polls ``open_watches()`` first so its fault lands on a stream that is there):
+
+    * ``expire_watches(resource=None)``: each open stream (of ``resource``, a plural such as
+      ``"pods"``, or all) gets an ERROR event with a 410 Expired Status and ends, as a real server
+      ends a watch whose resourceVersion was compacted or whose client fell behind; the client
+      must relist;
+    * ``drop_watches(resource=None)``: each open stream's connection is closed without the
+      closing chunk, as a network drop or a restarted server does; the client must re-watch;
+    * ``open_watches(resource=None)``: how many streams are open now.
+    """
 
     latency: float = 0.0
     error_rate: float = 0.0
@@ -60,6 +75,19 @@ class Faults:
     _next: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _rng: random.Random | None = None
+    _watches: Any = field(default=None, repr=False)   # the server's apiwatch.WatchHub
+
+    def expire_watches(self, resource: str | None = None) -> int:
+        """End open watch streams with a 410 ERROR event; how many (see the class docstring)."""
+        return self._watches.inject("expire", resource) if self._watches is not None else 0
+
+    def drop_watches(self, resource: str | None = None) -> int:
+        """Cut open watch streams' connections; how many (see the class docstring)."""
+        return self._watches.inject("drop", resource) if self._watches is not None else 0
+
+    def open_watches(self, resource: str | None = None) -> int:
+        """How many watch streams (of ``resource``, or all) are open now."""
+        return self._watches.open_streams(resource) if self._watches is not None else 0
 
     def fail_next(self, n: int = 1, status: int = 503) -> None:
         """Make the next ``n`` matching requests fail with ``status``."""

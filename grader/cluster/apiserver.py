@@ -37,6 +37,7 @@ from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_do
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
 from .apistore import Admission, Store
+from .apiwatch import WatchHub, serve_watch
 from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
                        parse_label_selector, resources_for, status_body)
 
@@ -78,7 +79,8 @@ class ApiServer:
         self.store = Store(self.resources)
         self.auth = auth
         self.admin_token = admin_token or secrets.token_urlsafe(24)
-        self.faults = Faults()
+        self.watch = WatchHub(self.store)   # ?watch=true streams (apiwatch)
+        self.faults = Faults(_watches=self.watch)
         self.admission: list[Admission] = []
         self.proxy_handler: ProxyHandler | None = None
         self._users: dict[str, tuple[str, Authorizer | None]] = {
@@ -113,6 +115,7 @@ class ApiServer:
         return self
 
     def stop(self) -> None:
+        self.watch.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -356,17 +359,16 @@ class _Handler(BaseHTTPRequestHandler):
         if route.subresource == "proxy":
             self._proxy(route)
             return
+        if verb == "watch":
+            serve_watch(self, api.watch, rt, route.namespace, route.name, params, self._list_query(params)[0])
+            return
         accept = self.headers.get("Accept", "")
         if verb == "list" and "as=Table" not in accept:
             self._send(200, self._list_json(rt, route.namespace, params))
             return
-        if verb in ("list", "watch"):
+        if verb == "list":
             items, meta = self._list(rt, route.namespace, params)
-            if verb == "watch":
-                lines = b"".join(json.dumps({"type": "ADDED", "object": o}).encode() + b"\n" for o in items)
-                self.close_connection = True
-                self._send(200, lines)
-            elif "as=Table" in accept:
+            if "as=Table" in accept:
                 self._send_json(200, table_doc(rt, items, meta, params.get("includeObject", "")))
             else:
                 self._send_json(200, {"kind": rt.kind + "List", "apiVersion": rt.api_version,
@@ -458,7 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
         return keep, start, limit
 
     def _list(self, rt: ResourceType, namespace: str, params: dict[str, str]) -> tuple[list[dict], dict]:
-        """Copied objects of a list (for Tables and watches, which reshape them)."""
+        """Copied objects of a list (for Tables and deletecollection)."""
         keep, start, limit = self._list_query(params)
         items, rv = self.api.store.list(rt, namespace or None)
         items = [o for o in items if keep(o)]
