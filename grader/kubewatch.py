@@ -148,6 +148,9 @@ class Stream:
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
+                if len(line) > self.max_line:
+                    buf = line
+                    break
                 if line.strip():
                     yield self._event(line)
             if len(buf) > self.max_line:
