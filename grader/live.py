@@ -186,10 +186,10 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
 
     def publish(changed: list[str]) -> None:
         by_ns = {n: grades.results([n], exercises) for n in live.namespaces}
-        board.publish(by_ns)
-        if out is not None:
+        if out is not None:      # files first: what the page shows is on disk already
             _write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
             _write_gradebook(out, by_ns)
+        board.publish(by_ns)
         if server is None and out is None:
             for n in changed:
                 rs = by_ns[n]

@@ -52,9 +52,13 @@ def rfc3339(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
 def grades(by_ns: Mapping[str, Sequence[ExerciseResult]], updated: datetime) -> dict[str, Any]:
     return {"updated": rfc3339(updated), "namespaces": {
-        ns: {r.exercise_id: {"score": r.score, "max_score": r.max_score,
+        ns: {r.exercise_id: {"score": _num(r.score), "max_score": _num(r.max_score),
                              "errors": r.count(Outcome.ERROR) + (r.error is not None)} for r in rs}
         for ns, rs in sorted(by_ns.items())}}
 
