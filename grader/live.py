@@ -148,10 +148,11 @@ def watch_student(api: Api, ns: argparse.Namespace, settings: Settings, specs: l
             screen.show(results)
             if RunResult(results).exit_code == 0:
                 break
-            changed = live.changes.take(grades.next_wait(1.0)) & set(namespaces)
-            todo = sorted(changed | set(grades.due()))
-            if todo:
-                grades.grade(todo)
+            todo: list[str] = []
+            while not todo:      # shown again only once something was graded again
+                changed = live.changes.take(grades.next_wait(1.0)) & set(namespaces)
+                todo = sorted(changed | set(grades.due()))
+            grades.grade(todo)
     except KeyboardInterrupt:
         screen.close()
         live.stop()
