@@ -10,12 +10,14 @@ report writers), else a line per namespace re-graded.
 Both read one ``watch.LiveSnapshot``: the checks run from the same snapshot model as a single
 run, its lists kept current by watches, so a change costs the changed namespaces' checks and no
 new list. A check that takes the ``probe`` fixture (a service proxy, a route) depends on more
-than objects: while it fails, its namespace is graded again every ``PROBE_EVERY`` seconds even
-without an event (the pod may start answering), and every re-grading re-fetches its answers.
+than objects: while it fails, the probe checks of its namespace run again ``PROBE_EVERY``
+seconds later even without an event (the pod may start answering; a class backs off from there
+to ``PROBE_MAX_CLASS``), and every re-grading re-fetches its answers.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import sys
 import time
@@ -35,39 +37,71 @@ from .snapshot import metadata_of
 from .specs import ExerciseSpec
 from .watch import Changes, LiveSnapshot
 
-PROBE_EVERY = 2.0     # a failing probe's namespace is graded again at most this often
+PROBE_EVERY = 2.0     # a failing probe check is run again at most this often
+PROBE_MAX_CLASS = 30.0   # ... and, in a class, backs off to this while nothing changes
 INTERRUPTED = 130
 
 
 class _Grades:
-    """The latest result of each (exercise, namespace), and the namespaces due a probe re-run."""
+    """The latest result of each (exercise, namespace), and when each namespace with a failing
+    probe check is due to have its probe checks run again: ``probe_every`` after a grading, then
+    doubling up to ``probe_max`` while they keep failing with no event (a student's run keeps
+    2 s; a class of a thousand must not re-probe hundreds of unfinished namespaces every 2 s)."""
 
-    def __init__(self, checks: Checks, live: LiveSnapshot, probe: Any, include: Callable[..., bool]) -> None:
+    def __init__(self, checks: Checks, live: LiveSnapshot, probe: Any, include: Callable[..., bool], *,
+                 probe_every: float | None = None, probe_max: float | None = None) -> None:
         self.checks = checks
         self.live = live
         self.probe = probe
         self.include = include
+        self.probe_every = PROBE_EVERY if probe_every is None else probe_every
+        self.probe_max = self.probe_every if probe_max is None else probe_max
         self.current: dict[tuple[str, str], ExerciseResult] = {}
         self.probe_due: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
         self.gradings = 0
-        self._probing = {(c.spec.id, c.check.id) for c in checks.checks if "probe" in c.argnames}
+        probing = [c for c in checks.checks if "probe" in c.argnames]
+        self._probing = {(c.spec.id, c.check.id) for c in probing}
+        self._probing_specs = {id(c.check) for c in probing}
 
     def grade(self, namespaces: list[str]) -> list[ExerciseResult]:
+        """Every check of ``namespaces`` (their objects changed)."""
         self.probe.reset()
         results = self.checks.grade(namespaces, self.live, self.probe, wait=0.0, include=self.include)
         self.gradings += 1
+        for ns in namespaces:
+            self._interval[ns] = self.probe_every
+        self._keep(results, namespaces)
+        return results
+
+    def probe_again(self, namespaces: list[str]) -> None:
+        """Only the probe checks of ``namespaces``, merged into their latest results."""
+        self.probe.reset()
+        results = self.checks.grade(namespaces, self.live, self.probe, wait=0.0,
+                                    include=lambda c: self.include(c) and id(c) in self._probing_specs)
+        merged = []
+        for r in results:
+            old = self.current.get((r.exercise_id, r.namespace))
+            if old is None:
+                continue
+            fresh = {c.check_id: c for c in r.checks}
+            merged.append(dataclasses.replace(old, checks=[fresh.get(c.check_id, c) for c in old.checks]))
+        for ns in namespaces:
+            self._interval[ns] = min(self.probe_max, 2 * self._interval.get(ns, self.probe_every))
+        self._keep(merged, namespaces)
+
+    def _keep(self, results: list[ExerciseResult], namespaces: list[str]) -> None:
         now = time.monotonic()
         for ns in namespaces:
             self.probe_due.pop(ns, None)
         for r in results:
             self.current[(r.exercise_id, r.namespace)] = r
             if any(c.outcome is not Outcome.PASSED and (r.exercise_id, c.check_id) in self._probing for c in r.checks):
-                self.probe_due[r.namespace] = now + PROBE_EVERY
-        return results
+                self.probe_due[r.namespace] = now + self._interval.get(r.namespace, self.probe_every)
 
     def due(self) -> list[str]:
         now = time.monotonic()
-        return [ns for ns, when in self.probe_due.items() if when <= now]
+        return sorted(ns for ns, when in self.probe_due.items() if when <= now)
 
     def next_wait(self, idle: float) -> float:
         if not self.probe_due:
@@ -148,11 +182,15 @@ def watch_student(api: Api, ns: argparse.Namespace, settings: Settings, specs: l
             screen.show(results)
             if RunResult(results).exit_code == 0:
                 break
-            todo: list[str] = []
-            while not todo:      # shown again only once something was graded again
-                changed = live.changes.take(grades.next_wait(1.0)) & set(namespaces)
-                todo = sorted(changed | set(grades.due()))
-            grades.grade(todo)
+            while True:          # shown again only once something was graded again
+                changed = sorted(live.changes.take(grades.next_wait(1.0)) & set(namespaces))
+                if changed:
+                    grades.grade(changed)
+                    break
+                due = grades.due()
+                if due:
+                    grades.probe_again(due)
+                    break
     except KeyboardInterrupt:
         screen.close()
         live.stop()
@@ -177,7 +215,7 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
     namespaces = [n for n in namespaces if safe_name(n)]
     checks = collect(specs)
     live = LiveSnapshot(api, namespaces, Changes())
-    grades = _Grades(checks, live, probe_for(api, settings), lambda c: True)
+    grades = _Grades(checks, live, probe_for(api, settings), lambda c: True, probe_max=PROBE_MAX_CLASS)
     exercises = [s.id for s in specs]
     out = Path(ns.out) if ns.out else None
     board = Board(lang)
@@ -208,10 +246,14 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
             new = [n for n in sorted(changed - set(live.namespaces)) if follow and _matches(api, settings, n)]
             for n in new:
                 live.add_namespace(n)
-            todo = sorted((changed & set(live.namespaces)) | set(grades.due()))
+            todo = sorted(changed & set(live.namespaces))
             if todo:
                 grades.grade(todo)
-                publish(todo)
+            due = [n for n in grades.due() if n not in todo]
+            if due:
+                grades.probe_again(due)
+            if todo or due:
+                publish(todo + due)
     except KeyboardInterrupt:
         if out is not None:
             print(t("レポート: {d} ({g})", "reports in {d} ({g})", d=Raw(str(out)), g=Raw(GRADEBOOK)).get(lang))

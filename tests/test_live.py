@@ -186,6 +186,21 @@ def test_a_failing_probe_is_graded_again_on_a_timer(cluster, api, fresh_ns, monk
         assert fresh_ns in grades.probe_due
         time.sleep(0.3)
         assert grades.due() == [fresh_ns]
+        before = {c.check_id: c for c in grades.current[("ex2", fresh_ns)].checks}
+        grades.probe_again([fresh_ns])
+        after = {c.check_id: c for c in grades.current[("ex2", fresh_ns)].checks}
+        assert before.keys() == after.keys(), "only the probe checks ran; the others are kept"
+        ran_again = {i for i in after if after[i] is not before[i]}
+        assert ran_again == {c.check.id for c in probing}
+        assert grades.gradings == 1 and fresh_ns in grades.probe_due
+
+        classroom = live_mod._Grades(checks, snapshot, probe_for(api, settings), lambda c: True, probe_max=0.8)
+        classroom.grade([fresh_ns])
+        waits = []
+        for _ in range(3):
+            waits.append(round(classroom.probe_due[fresh_ns] - time.monotonic(), 1))
+            classroom.probe_again([fresh_ns])
+        assert waits[0] <= 0.2 and waits[-1] >= 0.6, f"a class backs off while nothing changes: {waits}"
         ex1 = live_mod._Grades(collect([settings.exercise("ex1")]), snapshot, probe_for(api, settings), lambda c: True)
         ex1.grade([fresh_ns])
         assert ex1.probe_due == {} and ex1.next_wait(1.0) == 1.0
