@@ -27,8 +27,9 @@ from .batch import GRADEBOOK, _write_gradebook, _write_namespaces, safe_name
 from .errors import InfraError
 from .grading import probe_for
 from .i18n import Raw, t
-from .kube import Api
+from .kube import Api, HttpAnswer
 from .output import emit
+from .probes import Probe
 from .reports import render_console
 from .results import ExerciseResult, Outcome, RunResult
 from .runner import Checks, collect, student_filter
@@ -42,6 +43,30 @@ PROBE_MAX_CLASS = 30.0   # ... and, in a class, backs off to this while nothing 
 INTERRUPTED = 130
 
 
+class _AskingProbe(Probe):
+    """The run's probe, noting which namespaces' checks asked it for an HTTP answer: a probe
+    check that failed before asking (no Service yet) waits for an event, not for a timer."""
+
+    asked: set[str]
+
+    def service(self, namespace: str, service: str, port: int | str, path: str = "/") -> HttpAnswer:
+        self.asked.add(namespace)
+        return super().service(namespace, service, port, path)
+
+    def url(self, host: str, path: str = "/", *, namespace: str | None = None,
+            snapshot: Any = None) -> HttpAnswer:
+        if namespace is not None:
+            self.asked.add(namespace)
+        return super().url(host, path, namespace=namespace, snapshot=snapshot)
+
+
+def _asking(probe: Probe) -> _AskingProbe:
+    asking = _AskingProbe(probe.api, router=probe.router, route_domains=probe.route_domains, timeout=probe.timeout,
+                          max_body=probe.max_body, workers=probe.workers, cache_budget=probe.cache_budget)
+    asking.asked = set()
+    return asking
+
+
 class _Grades:
     """The latest result of each (exercise, namespace), and when each namespace with a failing
     probe check is due to have its probe checks run again: ``probe_every`` after a grading, then
@@ -52,7 +77,7 @@ class _Grades:
                  probe_every: float | None = None, probe_max: float | None = None) -> None:
         self.checks = checks
         self.live = live
-        self.probe = probe
+        self.probe = _asking(probe)
         self.include = include
         self.probe_every = PROBE_EVERY if probe_every is None else probe_every
         self.probe_max = self.probe_every if probe_max is None else probe_max
@@ -67,6 +92,7 @@ class _Grades:
     def grade(self, namespaces: list[str]) -> list[ExerciseResult]:
         """Every check of ``namespaces`` (their objects changed)."""
         self.probe.reset()
+        self.probe.asked = set()
         results = self.checks.grade(namespaces, self.live, self.probe, wait=0.0, include=self.include)
         self.gradings += 1
         for ns in namespaces:
@@ -77,6 +103,7 @@ class _Grades:
     def probe_again(self, namespaces: list[str]) -> None:
         """Only the probe checks of ``namespaces``, merged into their latest results."""
         self.probe.reset()
+        self.probe.asked = set()
         results = self.checks.grade(namespaces, self.live, self.probe, wait=0.0,
                                     include=lambda c: self.include(c) and id(c) in self._probing_specs)
         merged = []
@@ -96,7 +123,8 @@ class _Grades:
             self.probe_due.pop(ns, None)
         for r in results:
             self.current[(r.exercise_id, r.namespace)] = r
-            if any(c.outcome is not Outcome.PASSED and (r.exercise_id, c.check_id) in self._probing for c in r.checks):
+            if r.namespace in self.probe.asked and any(
+                    c.outcome is not Outcome.PASSED and (r.exercise_id, c.check_id) in self._probing for c in r.checks):
                 self.probe_due[r.namespace] = now + self._interval.get(r.namespace, self.probe_every)
 
     def due(self) -> list[str]:

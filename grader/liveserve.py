@@ -14,7 +14,7 @@ import json
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .classpage import class_data, render_class_page
 from .errors import UsageError
@@ -71,15 +71,30 @@ class Board:
         self._lock = threading.Lock()
         self._by_ns: dict[str, list[ExerciseResult]] = {}
         self._updated = datetime.now(timezone.utc)
+        self._cache: dict[str, bytes] = {}      # path → the answer, until the next publish
+        self._version = 0
+
+    def answer(self, path: str, version: int, build: Callable[[], str]) -> bytes:
+        """A page built once per publish (``version``, from ``read``), however often it is asked
+        for: a class page polls every second, and a script may poll faster."""
+        with self._lock:
+            got = self._cache.get(path) if version == self._version else None
+        if got is None:
+            got = build().encode("utf-8")
+            with self._lock:
+                if version == self._version:
+                    self._cache[path] = got
+        return got
 
     def publish(self, by_ns: Mapping[str, Sequence[ExerciseResult]]) -> None:
         new = {ns: list(rs) for ns, rs in by_ns.items()}
         with self._lock:
             self._by_ns, self._updated = new, datetime.now(timezone.utc)
+            self._cache, self._version = {}, self._version + 1
 
-    def read(self) -> tuple[dict[str, list[ExerciseResult]], datetime]:
+    def read(self) -> tuple[dict[str, list[ExerciseResult]], datetime, int]:
         with self._lock:
-            return self._by_ns, self._updated
+            return self._by_ns, self._updated, self._version
 
 
 class LiveServer:
@@ -120,19 +135,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        by_ns, updated = self.owner.board.read()
-        lang = self.owner.board.lang
+        board = self.owner.board
+        by_ns, updated, version = board.read()
+        lang = board.lang
         if path == "/grades.json":
-            self._send(200, "application/json", json.dumps(grades(by_ns, updated), ensure_ascii=False))
+            self._send(200, "application/json", board.answer(path, version, lambda: json.dumps(grades(by_ns, updated))))
         elif path == "/class.json":
-            self._send(200, "application/json", json.dumps(class_data(by_ns, lang=lang), ensure_ascii=False))
+            self._send(200, "application/json", board.answer(path, version, lambda: json.dumps(
+                class_data(by_ns, lang=lang), ensure_ascii=False)))
         elif path in ("/", "/index.html"):
-            self._send(200, "text/html; charset=utf-8", render_class_page(by_ns, lang=lang, live="/class.json"))
+            self._send(200, "text/html; charset=utf-8", board.answer("/", version, lambda: render_class_page(
+                by_ns, lang=lang, live="/class.json")))
         else:
-            self._send(404, "text/plain; charset=utf-8", "not found\n")
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
 
-    def _send(self, code: int, kind: str, text: str) -> None:
-        data = text.encode("utf-8")
+    def _send(self, code: int, kind: str, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))

@@ -29,8 +29,10 @@ from .kube import Api, resource
 from .kubewatch import Expired, Stream, list_versioned
 from .snapshot import Obj, Snapshot, metadata_of, namespace_of
 
-QUIET = 0.15        # a burst of changes has ended after this long without one
-LONGEST = 0.3       # ... and a steady trickle is graded at least this often
+QUIET = 0.1         # a burst of changes has ended after this long without one
+LONGEST = 0.25      # ... and a steady trickle is graded at least this often
+# Kinds whose hosts ``Probe.claim_problem`` maps over the whole class (keyed by ``generation``).
+_HOSTS = frozenset({"Route", "Ingress"})
 
 
 class Backoff:
@@ -225,6 +227,8 @@ class LiveSnapshot(Snapshot):
     def apply(self, kind: str, kind_event: str, obj: Obj, cluster_scoped: bool) -> set[str]:
         """One ADDED/MODIFIED/DELETED event; the namespaces graded that it touched."""
         with self._lock:
+            if kind in _HOSTS:
+                self.generation += 1     # the probe's map of who claims which host is rebuilt
             if cluster_scoped:
                 store = self._store.setdefault(kind, {}).setdefault(None, {})
                 before = store.get(_key(obj))
@@ -250,6 +254,8 @@ class LiveSnapshot(Snapshot):
     def replace(self, kind: str, scope: str | None, items: list[Obj], cluster_scoped: bool) -> set[str]:
         """A fresh list after 410 or a drop; the namespaces graded whose objects changed."""
         with self._lock:
+            if kind in _HOSTS:
+                self.generation += 1
             if cluster_scoped:
                 store = self._store.setdefault(kind, {})
                 old = store.get(None, {})

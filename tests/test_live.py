@@ -165,33 +165,43 @@ def test_serve_public_allows_any_address():
     assert parse_address("localhost:8080", public=False) == ("localhost", 8080)
 
 
-def test_a_failing_probe_is_graded_again_on_a_timer(cluster, api, fresh_ns, monkeypatch):
-    """Without any event, a namespace whose probe check fails is graded again (at most every
-    PROBE_EVERY seconds); one whose failing checks use no probe is not."""
+def test_a_failing_probe_is_run_again_on_a_timer(cluster, api, fresh_ns, monkeypatch):
+    """Without any event, a namespace whose probe check failed after asking for an HTTP answer
+    (ex2 with the Service's targetPort wrong) has its probe checks run again, alone; one whose
+    probe check failed before asking anything (an empty namespace) waits for an event."""
     from grader import live as live_mod
+    from grader.apply import apply_files
     from grader.grading import probe_for
     from grader.runner import collect
+    from grader.selftest import cases
     from grader.settings import resolve
     from grader.watch import LiveSnapshot
 
     settings = resolve({"lang": "en"})
+    spec = settings.exercise("ex2")
+    wrong_port = next(c for c in cases(spec) if c.name.endswith("wrong-port"))
+    empty = f"{fresh_ns[:50]}-e"
+    cluster.create_namespace(empty)
+    assert apply_files(api, list(wrong_port.files), fresh_ns, kinds=cluster.kinds()) == []
+    cluster.settle(timeout=30)
     monkeypatch.setattr(live_mod, "PROBE_EVERY", 0.2)
-    snapshot = LiveSnapshot(api, [fresh_ns])
+    snapshot = LiveSnapshot(api, [fresh_ns, empty])
     try:
-        checks = collect([settings.exercise("ex2")])
-        probing = [c for c in checks.checks if "probe" in c.argnames]
+        checks = collect([spec])
+        probing = {c.check.id for c in checks.checks if "probe" in c.argnames}
         assert probing, "ex2 has a check that takes the probe"
         grades = live_mod._Grades(checks, snapshot, probe_for(api, settings), lambda c: True)
-        grades.grade([fresh_ns])
-        assert fresh_ns in grades.probe_due
+        grades.grade([fresh_ns, empty])
+        failed = {c.check_id for c in grades.current[("ex2", fresh_ns)].checks if c.outcome.value != "passed"}
+        assert probing <= failed
+        assert set(grades.probe_due) == {fresh_ns}, "the empty namespace never asked for an answer"
         time.sleep(0.3)
         assert grades.due() == [fresh_ns]
         before = {c.check_id: c for c in grades.current[("ex2", fresh_ns)].checks}
         grades.probe_again([fresh_ns])
         after = {c.check_id: c for c in grades.current[("ex2", fresh_ns)].checks}
         assert before.keys() == after.keys(), "only the probe checks ran; the others are kept"
-        ran_again = {i for i in after if after[i] is not before[i]}
-        assert ran_again == {c.check.id for c in probing}
+        assert {i for i in after if after[i] is not before[i]} == probing
         assert grades.gradings == 1 and fresh_ns in grades.probe_due
 
         classroom = live_mod._Grades(checks, snapshot, probe_for(api, settings), lambda c: True, probe_max=0.8)
@@ -201,9 +211,6 @@ def test_a_failing_probe_is_graded_again_on_a_timer(cluster, api, fresh_ns, monk
             waits.append(round(classroom.probe_due[fresh_ns] - time.monotonic(), 1))
             classroom.probe_again([fresh_ns])
         assert waits[0] <= 0.2 and waits[-1] >= 0.6, f"a class backs off while nothing changes: {waits}"
-        ex1 = live_mod._Grades(collect([settings.exercise("ex1")]), snapshot, probe_for(api, settings), lambda c: True)
-        ex1.grade([fresh_ns])
-        assert ex1.probe_due == {} and ex1.next_wait(1.0) == 1.0
     finally:
         snapshot.stop()
 

@@ -211,3 +211,21 @@ def test_an_oversized_event_line_is_a_drop_not_a_buffer(double):
         for _ in stream.events():
             pass
     assert isinstance(e.value, InfraError) and "1000" in e.value.message.en
+
+
+def test_a_route_change_renews_the_map_of_claimed_hosts(tmp_path):
+    route = {"apiVersion": "route.openshift.io/v1", "kind": "Route",
+             "metadata": {"name": "hello", "namespace": "alice"}, "spec": {"host": "a.apps.example.com"}}
+    with ApiDouble([route]) as d:
+        api = Api(kubeconfig=str(d.write_kubeconfig(tmp_path / "kubeconfig")))
+        live = LiveSnapshot(api, ["alice", "bob"])
+        try:
+            assert [r["spec"]["host"] for r in live.view("alice").list("Route")] == ["a.apps.example.com"]
+            assert until(lambda: d.watches_started == 1)
+            seen = live.generation
+            d.change("ADDED", {**route, "metadata": {"name": "hello", "namespace": "bob"}})
+            assert live.changes.take(10) == {"bob"}
+            assert live.generation > seen, "Probe.claim_problem keys its host map on the generation"
+        finally:
+            live.stop()
+            api.close()
