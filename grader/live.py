@@ -21,7 +21,7 @@ import dataclasses
 import fnmatch
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 from .batch import GRADEBOOK, _write_gradebook, _write_namespaces, safe_name
 from .errors import InfraError
@@ -38,8 +38,14 @@ from .snapshot import metadata_of
 from .specs import ExerciseSpec
 from .watch import Changes, LiveSnapshot
 
-PROBE_EVERY = 2.0     # a failing probe check is run again at most this often
-PROBE_MAX_CLASS = 30.0   # ... and, in a class, backs off to this while nothing changes
+PROBE_EVERY = 2.0     # a failing probe check is run again at most this often (a student's run)
+# A class: first again after PROBE_EVERY_CLASS, backing off to PROBE_MAX_CLASS while nothing
+# changes, and at most PROBE_BATCH namespaces' probes between two looks at the changes, so a
+# change never waits behind the probes of the whole class (a pod that starts answering mostly
+# comes with an event anyway: its Endpoints change).
+PROBE_EVERY_CLASS = 10.0
+PROBE_MAX_CLASS = 60.0
+PROBE_BATCH = 10
 INTERRUPTED = 130
 
 
@@ -128,8 +134,9 @@ class _Grades:
                 self.probe_due[r.namespace] = now + self._interval.get(r.namespace, self.probe_every)
 
     def due(self) -> list[str]:
+        """The namespaces whose probe checks are due, longest overdue first."""
         now = time.monotonic()
-        return sorted(ns for ns, when in self.probe_due.items() if when <= now)
+        return [ns for when, ns in sorted((w, n) for n, w in self.probe_due.items() if w <= now)]
 
     def next_wait(self, idle: float) -> float:
         if not self.probe_due:
@@ -156,9 +163,10 @@ def _changed_lines(before: list[ExerciseResult], after: list[ExerciseResult], la
 class _Screen:
     """The student's checklist: redrawn in place on a terminal, else a line per change."""
 
-    def __init__(self, settings: Settings, tty: bool) -> None:
+    def __init__(self, settings: Settings, out: TextIO) -> None:
         self.lang = settings.lang
-        self.tty = tty
+        self.out = out
+        self.tty = out.isatty()
         self._live: Any = None
         self.shown: list[ExerciseResult] = []
 
@@ -174,18 +182,18 @@ class _Screen:
             if self._live is None:
                 from rich.console import Console
                 from rich.live import Live
-                self._live = Live(self._text(results), console=Console(file=sys.stdout), auto_refresh=False,
+                self._live = Live(self._text(results), console=Console(file=self.out), auto_refresh=False,
                                   transient=True)
                 self._live.start()
             else:
                 self._live.update(self._text(results), refresh=True)
         elif not self.shown:
-            print(render_console(results, self.lang, color=False).rstrip("\n"), flush=True)
+            print(render_console(results, self.lang, color=False).rstrip("\n"), file=self.out, flush=True)
             print(t("監視中: 変更のたびに採点し直します (Ctrl-C で終了)",
-                    "watching: re-graded on every change (Ctrl-C to stop)").get(self.lang), flush=True)
+                    "watching: re-graded on every change (Ctrl-C to stop)").get(self.lang), file=self.out, flush=True)
         else:
             for line in _changed_lines(self.shown, results, self.lang):
-                print(line, flush=True)
+                print(line, file=self.out, flush=True)
         self.shown = results
 
     def close(self) -> None:
@@ -201,7 +209,8 @@ def watch_student(api: Api, ns: argparse.Namespace, settings: Settings, specs: l
     live = LiveSnapshot(api, namespaces, Changes())
     grades = _Grades(checks, live, probe_for(api, settings), student_filter(settings.due_passed()))
     exercises = [s.id for s in specs]
-    screen = _Screen(settings, sys.stdout.isatty())
+    # With --json, stdout holds the final JSON alone: the live checklist goes to stderr.
+    screen = _Screen(settings, sys.stderr if getattr(ns, "json", False) else sys.stdout)
     results: list[ExerciseResult] = []
     try:
         grades.grade(namespaces)
@@ -243,7 +252,8 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
     namespaces = [n for n in namespaces if safe_name(n)]
     checks = collect(specs)
     live = LiveSnapshot(api, namespaces, Changes())
-    grades = _Grades(checks, live, probe_for(api, settings), lambda c: True, probe_max=PROBE_MAX_CLASS)
+    grades = _Grades(checks, live, probe_for(api, settings), lambda c: True, probe_every=PROBE_EVERY_CLASS,
+                     probe_max=PROBE_MAX_CLASS)
     exercises = [s.id for s in specs]
     out = Path(ns.out) if ns.out else None
     board = Board(lang)
@@ -277,7 +287,7 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
             todo = sorted(changed & set(live.namespaces))
             if todo:
                 grades.grade(todo)
-            due = [n for n in grades.due() if n not in todo]
+            due = [n for n in grades.due() if n not in todo][:PROBE_BATCH]
             if due:
                 grades.probe_again(due)
             if todo or due:

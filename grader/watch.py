@@ -61,6 +61,7 @@ class Changes:
         self.quiet = quiet
         self.longest = longest
         self._pending: set[str] = set()
+        self._first = 0.0       # when the oldest change not yet taken arrived
         self._last = 0.0
         self._cond = threading.Condition()
 
@@ -69,8 +70,10 @@ class Changes:
         if not new:
             return
         with self._cond:
-            self._pending |= new
             self._last = time.monotonic()
+            if not self._pending:
+                self._first = self._last
+            self._pending |= new
             self._cond.notify_all()
 
     def take(self, timeout: float) -> set[str]:
@@ -82,10 +85,9 @@ class Changes:
                 if left <= 0:
                     return set()
                 self._cond.wait(left)
-            first = time.monotonic()
-            while True:
+            while True:          # a change that waited through a grading is not kept waiting longer
                 now = time.monotonic()
-                settle = min(self._last + self.quiet, first + self.longest) - now
+                settle = min(self._last + self.quiet, self._first + self.longest) - now
                 if settle <= 0:
                     break
                 self._cond.wait(settle)

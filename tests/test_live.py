@@ -86,6 +86,19 @@ def test_student_watch_exits_0_soon_after_the_solutions_are_applied(cluster, api
     assert junit.is_file() and 'failures="0"' in junit.read_text()
 
 
+def test_watch_with_json_keeps_stdout_for_the_final_json(cluster, api, kubeconfig, fresh_ns):
+    child = Child("ex1", "--watch", "--json", "--kubeconfig", str(kubeconfig), "-n", fresh_ns, "--lang", "en")
+    try:
+        child.wait_for(r"^watching: re-graded on every change", "err")
+        apply_solution(cluster, api, "ex1", fresh_ns)
+        assert child.finish(60) == 0
+    finally:
+        child.finish(5)
+    doc = json.loads(child.stdout)
+    assert doc["score"] == doc["max_score"] == 10
+    assert [c["outcome"] for c in doc["results"][0]["checks"]] == ["passed"] * 5
+
+
 def test_ctrl_c_exits_130_with_the_last_report(kubeconfig, fresh_ns):
     child = Child("ex1", "--watch", "--kubeconfig", str(kubeconfig), "-n", fresh_ns, "--lang", "en")
     try:
