@@ -13,12 +13,13 @@ Public face (everything else here is internal and may change without notice):
 * ``EmbeddedCluster`` -- ``start()``/``stop()`` (or ``with``), ``write_kubeconfig()``, ``url``,
   ``token``, ``router_address``, ``settle()``, ``create_namespace()``, ``apply()``;
 * ``EmbeddedCluster.faults`` (a ``Faults``) -- fault settings of the API port: ``latency``,
-  ``error_rate``, ``fail_next()``, ``reset_rate``, ``clear()``;
+  ``error_rate``, ``fail_next()``, ``reset_rate``, ``clear()``, and for open watch streams
+  ``expire_watches()``, ``drop_watches()``, ``open_watches()``;
 * ``RequestRefused`` -- what ``create_namespace``/``apply`` raise when the server says no;
 * ``known_kinds()`` -- the (apiVersion, kind) pairs it serves;
 * ``SANDBOX_EXTENSION`` -- the kubeconfig extension carrying the router address and route domain.
 
-Internal modules: ``apiserver`` (HTTP, auth, request log), ``apiport`` (plain+TLS port, faults),
+Internal modules: ``apiserver`` (HTTP, auth, request log), ``apiwatch`` (watch streams), ``apiport`` (plain+TLS port, faults),
 ``apirequests``/``apiproto`` (request parsing, protobuf), ``apistore`` (objects), ``apitypes``
 (resource table, Status, selectors, patches), ``apidocs`` (discovery, OpenAPI), ``admission``,
 ``controllers`` (workload controllers), ``netcontrollers`` (endpoints, routes), ``kubelet`` (pods),

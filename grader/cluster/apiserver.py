@@ -13,7 +13,8 @@ so the port speaks both plain HTTP and TLS (``apiport.DualServer``).
 
 Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
 (the objects, graceful pod deletion), ``apidocs`` (discovery, OpenAPI index, Tables), ``apiport``
-(plain+TLS port, fault injection, request records), and this module (HTTP, auth, the request log).
+(plain+TLS port, fault injection, request records), ``apiwatch`` (watch streams), and this
+module (HTTP, auth, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
 ``grader.cluster.controllers``; this module only stores, validates, authorizes and serves.

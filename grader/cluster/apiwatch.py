@@ -58,6 +58,10 @@ MIN_REQUEST_TIMEOUT = 1800.0
 random time between this and twice this."""
 
 
+WRITE_TIMEOUT = 60.0
+"""Seconds a write to a watch client may block before the stream is given up."""
+
+
 @dataclass(frozen=True)
 class _Event:
     """One change of one object: its type, the object after it (before it for DELETED) and the
@@ -78,6 +82,8 @@ class _Watcher:
     keep: Callable[[dict], bool]
     events: "queue.Queue[_Event | None]"
     fault: str = ""           # "expire" or "drop", set by Faults; "" = none
+    conn: Any = None          # the stream's socket, cut when the server stops
+    start_rv: int = 0         # the store's resourceVersion when the watcher was registered
     overflowed: bool = False
     closed: bool = False
 
@@ -156,8 +162,8 @@ class WatchHub:
         ``since`` None: the current objects as synthetic ADDED events. Registering and reading
         happen under the store's lock, so no change falls between the two."""
         with self.store._lock:
-            w = _Watcher(rt.key, namespace, keep, queue.Queue(self.queue_size))
             now = self.store._rv
+            w = _Watcher(rt.key, namespace, keep, queue.Queue(self.queue_size), start_rv=now)
             if since is None:
                 objs = self._current[rt.key].values()
                 first = [_Event(now, "ADDED", o, None) for o in objs
@@ -169,7 +175,9 @@ class WatchHub:
                                              "message": "Too large resource version"}],
                                  "retryAfterSeconds": 1})
             elif since < self._floor[rt.key]:
-                return w, [], f"too old resource version: {since} ({self._floor[rt.key] + 1})"
+                hist = self._history[rt.key]   # named as the watch cache names it: oldest - 1
+                oldest = hist[0].rv - 1 if hist else self._floor[rt.key]
+                return w, [], f"too old resource version: {since} ({oldest})"
             else:
                 first = [e for e in self._history[rt.key] if e.rv > since and _seen_as(w, e) is not None]
             if self._closed:
@@ -193,14 +201,26 @@ class WatchHub:
         with self.store._lock:
             return self.store._rv if w.events.empty() else None
 
-    def close(self) -> None:
-        """End every stream (the server stops); streams opened later end at once."""
+    def close(self, grace: float = 1.0) -> None:
+        """End every stream (the server stops); streams opened later end at once. A stream still
+        open after ``grace`` seconds (its thread blocked writing to a client that reads nothing)
+        has its connection cut."""
         with self.store._lock:
             self._closed = True
             watchers = [w for ws in self._watchers.values() for w in ws]
         for w in watchers:
             w.closed = True
             w.wake()
+        deadline = time.monotonic() + grace
+        while self.open_streams() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self.store._lock:
+            stuck = [w for ws in self._watchers.values() for w in ws]
+        for w in stuck:
+            try:
+                w.conn.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
 
     def inject(self, fault: str, resource: str | None = None) -> int:
         """Give every open stream (of ``resource``, a plural, or all) ``fault``; how many got it."""
@@ -261,6 +281,10 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
     include = params.get("includeObject", "")
     stream = _Stream(handler)
     try:
+        w.conn = handler.connection
+        # A client that stops reading fills the socket buffer; a write then fails after this long
+        # instead of holding the thread for ever (the queue behind it is bounded meanwhile).
+        handler.connection.settimeout(WRITE_TIMEOUT)
         stream.start()
         if expired is not None:
             stream.write(_line("ERROR", status_body(410, "Expired", expired)))
@@ -270,11 +294,12 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
             seen = ("ADDED", ev.obj) if since is None else _seen_as(w, ev)
             if seen is not None:
                 stream.write(_event_line(rt, seen[0], seen[1], table, include))
-        if initial:
-            stream.write(_bookmark(rt, hub.store_rv(), table, initial_end=True))
-        _pump(stream, hub, w, rt, table, include, bookmarks, timeout)
+        sent = max([e.rv for e in first] + [w.start_rv if since is None else since])
+        if initial:   # everything up to the registration is sent; later events are queued
+            stream.write(_bookmark(rt, w.start_rv, table, initial_end=True))
+        _pump(stream, hub, w, rt, table, include, bookmarks, timeout, sent)
     except (OSError, ValueError):   # the client went away (ValueError: write to a closed file)
-        stream.dead = True
+        pass
     except Exception:   # a bug: a broken stream tells the client, a hanging one would not
         stream.drop()
         raise
@@ -284,7 +309,9 @@ def serve_watch(handler: Any, hub: WatchHub, rt: ResourceType, namespace: str, n
 
 
 def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table: bool,
-          include: str, bookmarks: bool, timeout: float) -> None:
+          include: str, bookmarks: bool, timeout: float, sent: int) -> None:
+    """Write ``w``'s events as they come, bookmarks when due, until the stream ends; ``sent`` is
+    the resourceVersion of the last event written (what an injected 410 names as too old)."""
     start = time.monotonic()
     deadline = start + timeout
     next_mark = start + hub.bookmark_interval
@@ -296,7 +323,7 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
             stream.drop()
             return
         if w.fault == "expire" or w.overflowed:
-            why = expired_status(hub.store_rv(), hub.store_rv()) if w.fault else status_body(
+            why = expired_status(sent, hub.store_rv()) if w.fault else status_body(
                 410, "Expired", "the watch fell behind: its client did not read the events in time; relist")
             stream.write(_line("ERROR", why))
             stream.end()
@@ -315,7 +342,6 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
             ev = w.events.get(timeout=max(wait, 0.01))
         except queue.Empty:
             if stream.client_gone():
-                stream.dead = True
                 return
             continue
         lines = []
@@ -324,6 +350,7 @@ def _pump(stream: "_Stream", hub: WatchHub, w: _Watcher, rt: ResourceType, table
                 seen = _seen_as(w, ev)
                 if seen is not None:
                     lines.append(_event_line(rt, seen[0], seen[1], table, include))
+                sent = ev.rv
             try:
                 ev = w.events.get_nowait()
             except queue.Empty:
@@ -382,7 +409,6 @@ class _Stream:
 
     def __init__(self, handler: Any) -> None:
         self.h = handler
-        self.dead = False
 
     def start(self) -> None:
         h = self.h
@@ -405,7 +431,6 @@ class _Stream:
 
     def drop(self) -> None:
         """Close the connection without the last chunk: the client sees a broken stream."""
-        self.dead = True
         try:
             self.h.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
