@@ -261,8 +261,11 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
     if follow:
         live.cluster_list("Namespace")     # watched: a new student's namespace is noticed
 
+    by_ns: dict[str, list[ExerciseResult]] = {}
+
     def publish(changed: list[str]) -> None:
-        by_ns = {n: grades.results([n], exercises) for n in live.namespaces}
+        for n in changed:
+            by_ns[n] = grades.results([n], exercises)
         if out is not None:      # files first: what the page shows is on disk already
             _write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
             _write_gradebook(out, by_ns)

@@ -69,7 +69,7 @@ class Board:
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self._lock = threading.Lock()
-        self._by_ns: dict[str, list[ExerciseResult]] = {}
+        self._by_ns: dict[str, Sequence[ExerciseResult]] = {}
         self._updated = datetime.now(timezone.utc)
         self._cache: dict[str, bytes] = {}      # path → the answer, until the next publish
         self._version = 0
@@ -87,12 +87,13 @@ class Board:
         return got
 
     def publish(self, by_ns: Mapping[str, Sequence[ExerciseResult]]) -> None:
-        new = {ns: list(rs) for ns, rs in by_ns.items()}
+        """The grades now; ``by_ns``'s lists are never changed after (a new grade is a new list)."""
+        new = dict(by_ns)
         with self._lock:
             self._by_ns, self._updated = new, datetime.now(timezone.utc)
             self._cache, self._version = {}, self._version + 1
 
-    def read(self) -> tuple[dict[str, list[ExerciseResult]], datetime, int]:
+    def read(self) -> tuple[dict[str, Sequence[ExerciseResult]], datetime, int]:
         with self._lock:
             return self._by_ns, self._updated, self._version
 

@@ -264,7 +264,10 @@ class LiveSnapshot(Snapshot):
                 new = {_key(o): o for o in items}
                 store[None] = new
                 self._cluster[kind] = sorted(new.values(), key=_key)
-                return set(self._readable) if _versions(old) != _versions(new) else set()
+                before, after = _versions(old), _versions(new)
+                if kind == "Namespace":   # as for its events: the namespaces that changed
+                    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+                return set(self._readable) if before != after else set()
             return self._replace(kind, scope, items) & self._wanted
 
     def denied(self, kind: str, scope: str | None, error: InfraError) -> None:
