@@ -40,9 +40,9 @@ from .watch import Changes, LiveSnapshot
 
 PROBE_EVERY = 2.0     # a failing probe check is run again at most this often (a student's run)
 # A class: first again after PROBE_EVERY_CLASS, backing off to PROBE_MAX_CLASS while nothing
-# changes, and at most PROBE_BATCH namespaces' probes between two looks at the changes, so a
-# change never waits behind the probes of the whole class (a pod that starts answering mostly
-# comes with an event anyway: its Endpoints change).
+# changes, and at most PROBE_BATCH namespaces' probes between two looks at the changes (one while
+# changes wait), so a change never waits behind the probes of the whole class (a pod that starts
+# answering mostly comes with an event anyway: its Endpoints change).
 PROBE_EVERY_CLASS = 10.0
 PROBE_MAX_CLASS = 60.0
 PROBE_BATCH = 10
@@ -290,7 +290,9 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
             todo = sorted(changed & set(live.namespaces))
             if todo:
                 grades.grade(todo)
-            due = [n for n in grades.due() if n not in todo][:PROBE_BATCH]
+            # Probes due on the timer only fill the time changes leave: one namespace's while
+            # changes wait (so none starves), PROBE_BATCH's when none do.
+            due = [n for n in grades.due() if n not in todo][:1 if live.changes.waiting() else PROBE_BATCH]
             if due:
                 grades.probe_again(due)
             if todo or due:

@@ -76,6 +76,11 @@ class Changes:
             self._pending |= new
             self._cond.notify_all()
 
+    def waiting(self) -> bool:
+        """Whether changes are waiting to be taken."""
+        with self._cond:
+            return bool(self._pending)
+
     def take(self, timeout: float) -> set[str]:
         """The namespaces changed, once a burst has settled; empty when none came by ``timeout``."""
         end = time.monotonic() + timeout
