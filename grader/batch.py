@@ -1,8 +1,9 @@
 """Instructor batch grading: a class at once, reports for CI and the LMS, safe to interrupt.
 
 ``grade EX... --out DIR`` writes, per namespace, ``DIR/<namespace>/<exercise>.xml`` (JUnit) and
-``DIR/<namespace>/results.json`` (Gradescope), and ``DIR/gradebook.csv`` over every namespace
-that has a ``results.json`` in DIR (earlier runs included). One DIR is meant for one assignment:
+``DIR/<namespace>/results.json`` (Gradescope), and ``DIR/gradebook.csv`` and the class page
+``DIR/index.html`` over every namespace that has a ``results.json`` in DIR (earlier runs
+included); with a roster, ``DIR/lms-import.csv`` and ``DIR/unmatched.csv`` (``lms``). One DIR is meant for one assignment:
 a namespace's ``results.json`` holds the exercises of its latest grading.
 
 Why chunks: namespaces are graded ``CHUNK`` at a time and each chunk's files are written as soon
@@ -33,10 +34,13 @@ from typing import Any, Iterator
 from .errors import UsageError
 from .grading import probe_for, progress_bar
 from .i18n import Raw, Text, quote, t
+from .classpage import render_class_page
 from .junit import render_junit
 from .kube import Api
+from .lms import write_round_trip
 from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_batch
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
+from .roster import Roster
 from .runner import collect
 from .settings import Settings
 from .sanitize import valid_namespace
@@ -46,6 +50,7 @@ from .specs import ExerciseSpec
 CHUNK = 200
 RESULTS = "results.json"
 GRADEBOOK = "gradebook.csv"
+CLASS_PAGE = "index.html"
 
 
 def chunk_size() -> int:
@@ -78,16 +83,27 @@ def complete(out_dir: Path, namespace: str, exercises: list[str]) -> bool:
     doc = _load_results(d / RESULTS)
     if doc is None:
         return False
-    graded = {str((test.get("extra_data") or {}).get("exercise")) for test in doc["tests"] if isinstance(test, dict)}
+    extra = doc.get("extra_data") if isinstance(doc.get("extra_data"), dict) else {}
+    entries = [*doc["tests"], *(extra.get("unobserved") or []), *(extra.get("errors") or [])]
+    graded = {str((e.get("extra_data") or e).get("exercise")) for e in entries if isinstance(e, dict)}
     return set(exercises) <= graded and all(_parses_xml(d / f"{ex}.xml") for ex in exercises)
 
 
 def results_from_gradescope(doc: dict[str, Any], namespace: str) -> list[ExerciseResult]:
     """Rebuild enough of the results model from a ``results.json`` for the gradebook and the
-    exit code: scores, outcomes (a namespace error is kept as the checks' error outcome) and the
-    exercises graded. Earned points are all-or-nothing per check, so they follow from outcomes."""
+    exit code: scores, outcomes (checks the grader could not observe and namespace errors come
+    from its top-level ``extra_data``) and the exercises graded. Earned points are all-or-nothing
+    per check, so they follow from outcomes."""
     by_ex: dict[str, ExerciseResult] = {}
-    for test in doc.get("tests") or []:
+    top = doc.get("extra_data") if isinstance(doc.get("extra_data"), dict) else {}
+    for error in top.get("errors") or []:         # a namespace error (gradescope_json's extra_data)
+        if isinstance(error, dict) and error.get("exercise"):
+            ex = str(error["exercise"])
+            by_ex.setdefault(ex, ExerciseResult(ex, Text.same(ex), namespace)).error = Text.same(str(error.get("message") or "error"))
+    unobserved = [{"name": u.get("name"), "max_score": u.get("max_score"), "visibility": u.get("visibility"),
+                   "extra_data": {**u, "outcome": Outcome.ERROR.value}}
+                  for u in top.get("unobserved") or [] if isinstance(u, dict)]
+    for test in [*(doc.get("tests") or []), *unobserved]:
         if not isinstance(test, dict):
             continue
         extra = test.get("extra_data") or {}
@@ -161,8 +177,13 @@ def _write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lan
     write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
 
 
-def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]]) -> None:
-    write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for ns in sorted(by_ns) for r in by_ns[ns]]))
+def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en", *,
+                     page: bool = True) -> None:
+    """The gradebook and, with ``page``, the class page (``DIR/index.html``), over the same namespaces."""
+    ordered = {ns: by_ns[ns] for ns in sorted(by_ns)}
+    write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for rs in ordered.values() for r in rs]))
+    if page:
+        write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang))
 
 
 class _Gradebook:
@@ -171,23 +192,26 @@ class _Gradebook:
     It covers every namespace so far, so rewriting it after each chunk made a batch quadratic
     (10,000 students: 50 rewrites of up to 10,000 rows). After a chunk it is rewritten only when
     the time since the last rewrite is ten times what that rewrite took; it is always written
-    when the batch ends or is interrupted. After a crash (SIGKILL), ``--resume`` rebuilds it from
-    the ``results.json`` files, which are the record."""
+    when the batch ends or is interrupted. The class page, which costs several times the
+    gradebook (a sixth of a batch's CPU when it was redrawn with it), is written only then. After
+    a crash (SIGKILL), ``--resume`` rebuilds both from the ``results.json`` files, which are the
+    record."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, lang: str) -> None:
         self.out_dir = out_dir
+        self.lang = lang
         self.last = time.monotonic()
         self.took = 0.0
 
-    def write(self, by_ns: dict[str, list[ExerciseResult]]) -> None:
+    def write(self, by_ns: dict[str, list[ExerciseResult]], *, page: bool = True) -> None:
         started = time.monotonic()
-        _write_gradebook(self.out_dir, by_ns)
+        _write_gradebook(self.out_dir, by_ns, self.lang, page=page)
         self.last = time.monotonic()
         self.took = self.last - started
 
     def written(self, by_ns: dict[str, list[ExerciseResult]]) -> None:
         if time.monotonic() - self.last >= 10 * self.took:
-            self.write(by_ns)
+            self.write(by_ns, page=False)
 
 
 def _by_namespace(results: list[ExerciseResult]) -> dict[str, list[ExerciseResult]]:
@@ -218,13 +242,23 @@ def rejected(specs: list[ExerciseSpec], name: Any) -> list[ExerciseResult]:
     return [ExerciseResult(s.id, s.render(s.title), shown_name(name), error=why) for s in specs]
 
 
+def absent(specs: list[ExerciseSpec], name: str, server: str) -> list[ExerciseResult]:
+    """An ERROR row per exercise for a ``-n`` namespace that does not exist: not a row of zeros
+    (nothing of the student's was seen), and no report file, so ``--resume`` grades it once it
+    exists."""
+    why = t("名前空間 {ns} は {srv} にありません (-n の名前の誤りでは?)。採点していません。",
+            "namespace {ns} does not exist on {srv} (a mistyped -n?), so it was not graded.",
+            ns=name, srv=Raw(server))
+    return [ExerciseResult(s.id, s.render(s.title), name, error=why) for s in specs]
+
+
 def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> None:
     """Reports of results graded elsewhere (``--manifests``), in the batch layout; a result whose
     namespace is not a namespace name gets a gradebook row but no directory."""
     by_ns = {(ns if safe_name(ns) else shown_name(ns)): rs for ns, rs in _by_namespace(results).items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_namespaces(out_dir, {ns: rs for ns, rs in by_ns.items() if safe_name(ns)}, lang)
-    _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns})
+    _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns}, lang)
 
 
 # --- interruption ----------------------------------------------------------------------------
@@ -264,11 +298,14 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 # --- the batch -------------------------------------------------------------------------------
 def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespaces: list[str],
-                out_dir: Path, *, resume: bool = False) -> int:
-    """Grade every namespace into ``out_dir``; returns the exit code (``RunResult.exit_code``)."""
+                out_dir: Path, *, resume: bool = False, roster: Roster | None = None,
+                missing: list[str] | None = None) -> int:
+    """Grade every namespace into ``out_dir``; returns the exit code (``RunResult.exit_code``).
+    ``missing``: -n names that do not exist (ERROR rows); ``roster``: write the LMS round trip."""
     namespaces = list(dict.fromkeys(namespaces))
     refused = {shown_name(ns): rejected(specs, ns) for ns in namespaces if not safe_name(ns)}
-    namespaces = [ns for ns in namespaces if safe_name(ns)]
+    refused.update({ns: absent(specs, ns, api.server) for ns in missing or [] if safe_name(ns)})
+    namespaces = [ns for ns in namespaces if safe_name(ns) and ns not in refused]
     lang = settings.lang
     exercises = [s.id for s in specs]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,7 +320,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     probe = probe_for(api, settings)
     graded: list[ExerciseResult] = [r for rs in refused.values() for r in rs]
     started = time.monotonic()
-    book = _Gradebook(out_dir)
+    book = _Gradebook(out_dir, lang)
     with _SigtermAsInterrupt() as stop:
         checks = collect(specs) if todo else None   # once per run: every chunk calls the same checks
         done = 0
@@ -310,6 +347,8 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
             # Interrupted, a chunk's writer threads may have finished some of its namespaces that
             # by_ns does not hold yet: what is on disk is the record (results.json comes last).
             book.write(by_ns if finished else {**_earlier(out_dir, set()), **by_ns})
+    if roster is not None:
+        write_round_trip(api, settings, specs, by_ns, out_dir, roster)
     selected = [r for ns in [*namespaces, *refused] for r in by_ns.get(ns, [])]
     run = RunResult(selected)
     errored = sorted({r.namespace for r in graded

@@ -16,6 +16,8 @@ bytes and returns by the deadline:
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 import zlib
@@ -41,17 +43,18 @@ class Watchdog:
     """Calls ``stop`` once at ``deadline`` (``time.monotonic``) unless the reader finished first.
 
     ``expired`` tells the reader that a failed or empty read was the watchdog's doing. ``stop``
-    must only ever affect this exchange's own socket (the proxy sends ``Connection: close`` so
-    its connection is never handed to another request).
+    must only ever affect this exchange's own socket: a connection whose watchdog fired is closed,
+    never handed back to the pool (``Api.fetch``), and once the block is left it cannot fire.
+    Every watchdog of the process shares one timer thread (``_Timers``): a thread per probe was
+    thousands of thread starts per batch, and their wake-ups, for deadlines that almost never come.
     """
 
     def __init__(self, deadline: float, stop: Callable[[], Any]) -> None:
         self.expired = threading.Event()
+        self.deadline = deadline
         self._stop = stop
         self._done = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
 
     def _fire(self) -> None:
         with self._lock:
@@ -64,13 +67,65 @@ class Watchdog:
             pass
 
     def __enter__(self) -> "Watchdog":
-        self._timer.start()
+        _TIMERS.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         with self._lock:
             self._done = True
-        self._timer.cancel()
+
+
+class _Timers:
+    """One daemon thread firing watchdogs whose deadline has come. A finished watchdog is not
+    removed when its block ends (that would cost a search); the thread drops finished ones
+    whenever it wakes, and it wakes only for the earliest deadline still pending, so a batch of
+    probes that all answer in time costs a few wake-ups, not one each. The thread ends when
+    nothing is pending for a while and starts again with the next watchdog."""
+
+    IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watchdog]] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, dog: Watchdog) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (dog.deadline, next(self._seq), dog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="grader-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is dog:       # earlier than what the thread waits for
+                self._cv.notify()
+
+    def _run(self) -> None:
+        with self._cv:
+            while True:
+                now = time.monotonic()
+                due: list[Watchdog] = []
+                while self._heap and (self._heap[0][2]._done or self._heap[0][0] <= now):
+                    dog = heapq.heappop(self._heap)[2]
+                    if not dog._done:
+                        due.append(dog)
+                if due:
+                    self._cv.release()      # a stop is a socket shutdown: quick, but not under the lock
+                    try:
+                        for dog in due:
+                            dog._fire()
+                    finally:
+                        self._cv.acquire()
+                    continue
+                if not self._heap:
+                    self._cv.wait(self.IDLE)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                self._cv.wait(self._heap[0][0] - now)
+
+
+_TIMERS = _Timers()
 
 
 def read_body(read1: Callable[[int], bytes], encoding: str | None, max_body: int, deadline: float,

@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifests", metavar="DIR", help="grade these YAML files on a fresh embedded cluster")
     p.add_argument("-R", "--recursive", action="store_true",
                    help="with --manifests: read DIR's subfolders too (as kubectl apply -R)")
-    p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, gradebook.csv, results.json")
+    p.add_argument("--out", metavar="DIR", help="batch: JUnit per namespace, results.json, gradebook.csv, index.html")
     p.add_argument("--resume", action="store_true", help="with --out: skip namespaces already reported")
+    p.add_argument("--roster", metavar="FILE",
+                   help="with --out: Canvas/Moodle gradebook export or CSV; writes DIR/lms-import.csv")
     p.add_argument("--watch", action="store_true", help="keep grading as the objects change (live)")
     p.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="HOST:PORT",
                    help="with --watch for a class: serve the live class page (default 127.0.0.1:8080)")
@@ -110,6 +112,8 @@ def _sub_parser(cmd: str) -> argparse.ArgumentParser:
                        help="where to write the kubeconfig (default ./sandbox.kubeconfig)")
         p.add_argument("--namespace", default="student", help="namespace to create and select")
         p.add_argument("--pod-start-delay", type=float, default=1.0, metavar="SECONDS")
+        p.add_argument("--print-env", action="store_true",
+                       help="print only shell lines (export KUBECONFIG, GRADER_ROUTER, ...), for eval or a file")
     return p
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -18,9 +19,10 @@ from .batch import grade_batch
 from .errors import ApiError, ClusterUnavailable, InfraError, UsageError
 from .grading import grade_on
 from .i18n import Raw, Text, t
-from .kube import Api
+from .kube import SERVICEACCOUNT_DIR, Api
 from .output import emit
 from .results import RunResult
+from .roster import Roster, read_roster
 from .selftest import grade_manifests, run_selftest
 from .settings import Settings
 from .snapshot import metadata_of
@@ -36,7 +38,8 @@ def _namespaces(api: Api, settings: Settings) -> list[str]:
         except InfraError as e:
             raise UsageError("cannot list namespaces to match --namespace-pattern/--namespace-selector: "
                              f"{e.message.en}; name them with -n instead") from None
-        names = sorted(str(metadata_of(o).get("name")) for o in found)
+        own = own_namespace()
+        names = sorted(n for n in (str(metadata_of(o).get("name")) for o in found) if not system_namespace(n, own))
         if settings.namespace_pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n, settings.namespace_pattern)]
         names = list(dict.fromkeys([*settings.namespaces, *names]))
@@ -52,10 +55,31 @@ def _namespaces(api: Api, settings: Settings) -> list[str]:
         "no current namespace in {src}: choose one with `oc project NAME` or pass -n NAME.", src=Raw(api.source)))
 
 
+# Where a pod finds the namespace it runs in (the grader as a Job in the cluster).
+OWN_NAMESPACE_FILE = os.path.join(SERVICEACCOUNT_DIR, "namespace")
+
+
+def own_namespace() -> str | None:
+    """The namespace the grader itself runs in, when it runs in a pod."""
+    try:
+        with open(OWN_NAMESPACE_FILE, encoding="utf-8") as f:
+            return f.read(256).strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def system_namespace(name: str, own: str | None) -> bool:
+    """Namespaces a pattern or selector never grades (only -n can): the cluster's own
+    (``default``, ``kube-*``, ``openshift``, ``openshift-*``) and the grader's. A class graded with
+    ``--namespace-pattern '*'`` would otherwise put them in the gradebook, and Moodle aborts an
+    import on a row it cannot map to a user."""
+    return (name in ("default", "openshift") or name.startswith(("kube-", "openshift-")) or name == own)
+
+
 _SHOWN = 20  # missing namespaces named one per line, then "and N more"
 
 
-def check_named_namespaces(api: Api, names: list[str]) -> None:
+def check_named_namespaces(api: Api, names: list[str], *, batch: bool = False) -> list[str]:
     """Every namespace named with -n exists, or a usage error naming each one that does not.
 
     Why before grading: a typo (``-n studnet1``) would otherwise be graded as an empty namespace,
@@ -78,6 +102,8 @@ def check_named_namespaces(api: Api, names: list[str]) -> None:
             if e.status == 404:
                 missing.append(name)
             # 403: may not read namespaces; other answers: grading will show what it can see
+    if batch:   # --out: each missing one becomes an ERROR row; the rest of the class is graded
+        return missing
     if missing:
         lines = [t("名前空間 {ns} は {srv} にありません。`oc projects` で名前を確認してください。",
                    "namespace {ns} does not exist on {srv}; check the name with `oc projects`.",
@@ -85,6 +111,7 @@ def check_named_namespaces(api: Api, names: list[str]) -> None:
         if len(missing) > _SHOWN:
             lines.append(t("ほか {n} 個", "and {n} more", n=len(missing) - _SHOWN))
         raise UsageError(Text("\n".join(x.ja for x in lines), "\n".join(x.en for x in lines)))
+    return missing
 
 
 def _listed_namespaces(api: Api) -> set[str] | None:
@@ -131,10 +158,11 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
     serve = _live_options(ns)
     if ns.manifests:
         return _grade_manifests(ns, settings, specs)
+    roster = _roster(ns)
     api = Api(kubeconfig=settings.kubeconfig, context=settings.context)
     try:
-        if settings.namespaces:
-            check_named_namespaces(api, list(dict.fromkeys(settings.namespaces)))
+        missing = (check_named_namespaces(api, list(dict.fromkeys(settings.namespaces)), batch=bool(ns.out))
+                   if settings.namespaces else [])
         namespaces = _namespaces(api, settings)
         batch = bool(ns.out) or len(namespaces) > 1 or bool(settings.namespace_pattern or settings.namespace_selector)
         if getattr(ns, "watch", False):
@@ -144,7 +172,8 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
                                    follow=bool(settings.namespace_pattern or settings.namespace_selector))
             return watch_student(api, ns, settings, specs, namespaces)
         if ns.out:
-            return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume)
+            return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume,
+                               roster=roster, missing=missing)
         result = grade_on(api, settings, specs, namespaces, student=not batch)
         return emit(result, ns, settings, include_hidden=batch)
     finally:
@@ -164,6 +193,16 @@ def _live_options(ns: argparse.Namespace) -> tuple[str, int] | None:
         return None
     from .liveserve import parse_address
     return parse_address(serve, public=ns.serve_public)
+
+
+def _roster(ns: argparse.Namespace) -> Roster | None:
+    """``--roster``, read and checked before any grading (a bad file is a one-line usage error)."""
+    if not getattr(ns, "roster", None):
+        return None
+    if not ns.out:
+        raise UsageError(t("--roster は --out と一緒に指定してください (DIR/lms-import.csv を書き出します)。",
+                           "--roster needs --out DIR (it writes DIR/lms-import.csv)."))
+    return read_roster(ns.roster)
 
 
 # --- grade demo --------------------------------------------------------------------------------
@@ -215,12 +254,19 @@ def sandbox(ns: argparse.Namespace, settings: Settings) -> int:
     from .embedded import sandbox as embedded_sandbox  # only the commands that start a cluster import it
 
     lang = settings.lang
-    with embedded_sandbox(ns.pod_start_delay, ns.namespace, Path(ns.kubeconfig_out).resolve()) as (url, path):
-        print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                "  grade ex1 --kubeconfig {k}\nCtrl-C で終了します。",
-                "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
-                "  grade ex1 --kubeconfig {k}\nPress Ctrl-C to stop.",
-                url=Raw(url), k=Raw(str(path))).get(lang), flush=True)
+    with embedded_sandbox(ns.pod_start_delay, ns.namespace, Path(ns.kubeconfig_out).resolve()) as (url, path, router, domain):
+        example = f"curl -i --connect-to ::{router} http://<route>-{ns.namespace}.{domain}/"
+        if getattr(ns, "print_env", False):
+            print(f"export KUBECONFIG={shlex.quote(str(path))}\nexport GRADER_ROUTER={router}\n"
+                  f"export GRADER_ROUTE_DOMAIN={domain}\n# {example}", flush=True)
+        else:
+            print(t("組み込みクラスターを起動しました: {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                    "  grade ex1 --kubeconfig {k}\nルーター (Route のホスト名は DNS では解決できないので、このアドレス宛てに送ります): {router}\n  {curl}\n"
+                    "Ctrl-C で終了します。",
+                    "Embedded cluster running at {url}\n  export KUBECONFIG={k}\n  kubectl create -f pod.yaml\n"
+                    "  grade ex1 --kubeconfig {k}\nRouter (route hosts do not resolve in DNS; send requests for them here): {router}\n  {curl}\n"
+                    "Press Ctrl-C to stop.",
+                    url=Raw(url), k=Raw(str(path)), router=Raw(router), curl=Raw(example)).get(lang), flush=True)
         try:
             import threading
             threading.Event().wait()

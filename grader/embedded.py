@@ -32,16 +32,18 @@ def embedded(pod_start_delay: float = 0.0, **kwargs: object) -> Iterator[tuple[E
 
 
 @contextmanager
-def sandbox(pod_start_delay: float, namespace: str, kubeconfig_out: Path) -> Iterator[tuple[str, Path]]:
+def sandbox(pod_start_delay: float, namespace: str, kubeconfig_out: Path) -> Iterator[tuple[str, Path, str, str]]:
     """A cluster for a student to practise on: ``namespace`` created and selected in a kubeconfig
-    written to ``kubeconfig_out``; yields (server URL, kubeconfig path). A namespace the server
+    written to ``kubeconfig_out``; yields (server URL, kubeconfig path, router HOST:PORT, route
+    domain). A namespace the server
     refuses is a usage error (exit 2), as any bad command-line value is."""
     with EmbeddedCluster(pod_start_delay=pod_start_delay) as cluster:
         try:
             cluster.create_namespace(namespace)
         except RequestRefused as e:
             raise UsageError(str(e)) from None
-        yield cluster.url, cluster.write_kubeconfig(kubeconfig_out, namespace=namespace)
+        yield (cluster.url, cluster.write_kubeconfig(kubeconfig_out, namespace=namespace),
+               cluster.router_address, cluster.route_domain)
 
 
 __all__ = ["embedded", "sandbox"]

@@ -5,6 +5,7 @@ the batch, so none of them has to import another command to grade the way the ot
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -20,17 +21,27 @@ from .specs import ExerciseSpec
 
 
 def progress_bar(settings: Settings, label: str) -> Any:
-    """On a terminal, a bar of namespaces graded; None when quiet or not a terminal."""
+    """On a terminal, a bar of namespaces graded (tqdm); None when quiet or not a terminal.
+
+    Why tqdm: a maintained bar that sizes itself to the terminal, shows rate and time left, and
+    draws no colour (so ``NO_COLOR`` has nothing to turn off); ``NO_COLOR`` also makes it ASCII.
+    It is imported only here, when a bar is drawn."""
     if settings.quiet or not sys.stderr.isatty():
         return None
+    from tqdm import tqdm
+
+    bar: Any = None
 
     def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            sys.stderr.write("\r" + " " * (width + len(label) + 24) + "\r")
-        sys.stderr.flush()
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="ns", file=sys.stderr, leave=False, dynamic_ncols=True,
+                       ascii=bool(os.environ.get("NO_COLOR")), mininterval=0.2)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            bar = None
     return show
 
 

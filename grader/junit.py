@@ -4,11 +4,13 @@ Layout: one ``<testsuites>`` root (``name="grader"``, ``tests``, ``failures``, `
 with one ``<testsuite>`` per graded (exercise, namespace):
 
 * testsuite ``name`` = ``<exercise>@<namespace>``, ``package`` = ``<exercise>``, ``id`` = index
-  in the report, plus ``tests``, ``failures``, ``errors``, ``skipped="0"``, ``time``,
-  ``timestamp`` (ISO 8601, no timezone) and ``hostname``;
-* testcase ``classname`` = ``<exercise>.<namespace>`` (Jenkins shows the part before the last
-  dot as the package, so results group by exercise, then namespace), ``name`` =
-  ``<check_id>: <title in lang>``, ``time`` in seconds with at most 3 decimals;
+  in the report (unique within the file), plus ``tests``, ``failures``, ``errors``,
+  ``skipped="0"``, ``time``, ``timestamp`` (ISO 8601, no timezone) and ``hostname``;
+* testcase ``classname`` = ``<exercise>`` and ``name`` = ``[<namespace>] <check_id>: <title in
+  lang>``: GitHub's and GitLab's annotators read a classname as a file path, so the namespace
+  (student-chosen) stays out of it; ``time`` in seconds with at most 3 decimals;
+* a suite's ``time`` is the sum of its own checks' times and the root's the sum of its suites'
+  (the shared observation time is not counted again per suite);
 * a failed check has ``<failure type="CheckFailed" message="...">`` whose text holds the full
   message, hint and command; a check that could not be evaluated has
   ``<error type="InfraError" message="...">``. Hidden checks are included (JUnit is for
@@ -17,15 +19,18 @@ with one ``<testsuite>`` per graded (exercise, namespace):
 Suite ``<properties>`` (numbers print as 7, not 7.0; 2.5 stays 2.5):
 ``exercise``, ``namespace``, ``score``, ``max_score``, and per check
 ``check.<check_id>.earned``, ``check.<check_id>.max``, ``check.<check_id>.outcome``
-(passed/failed/error) and ``check.<check_id>.visibility`` (visible/hidden/after_due_date).
+(passed/failed/error) and ``check.<check_id>.visibility`` (visible/hidden/after_due_date). In a
+file with several suites each name starts with the suite's name and a dot (``ex1@alice.score``)
+so names are unique within the file: xunitparser merges a file's suites into one. A file with
+one suite (``--out``'s layout) keeps the short names.
 
 When ``ExerciseResult.error`` is set (the namespace could not be graded), every check that did
 not pass is reported as an ``<error>`` carrying that message, and ``check.*.outcome`` says
 ``error``: earned points are 0 either way, so the score is unchanged, and keeping one testcase
 per check keeps each check's history in Jenkins instead of replacing it with a different test.
 If no check carries the error (e.g. the exercise has no checks), one extra testcase named
-``(namespace): The namespace could not be graded`` (literal ``(namespace)``, so it never collides
-with a check id and keeps one name across namespaces) holds it.
+``[<namespace>] (namespace): The namespace could not be graded`` (literal ``(namespace)``, so it
+never collides with a check id) holds it.
 
 Why not junit-xml 1.9: it writes a ``disabled`` attribute that this xsd rejects on both
 ``testsuites`` and ``testsuite``, prints suite times as raw float sums
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from datetime import datetime
 
@@ -73,6 +79,10 @@ def _attr(s: str, limit: int = ATTR_LIMIT) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+# Short strings of these characters need neither cleaning nor escaping in an attribute.
+_plain = re.compile(r"[A-Za-z0-9._@:-]{0,200}").fullmatch
+
+
 def _body(s: str) -> str:
     """Multi-line text, cleaned and bounded in bytes (cut on a character boundary)."""
     s = clean(s).replace("\r\n", "\n").replace("\r", "\n")
@@ -90,7 +100,8 @@ def _time(seconds: float) -> str:
 
 
 def _suite_time(r: ExerciseResult) -> float:
-    return r.duration if r.duration > 0 else sum(max(c.duration, 0.0) for c in r.checks)
+    """The suite's own checks' time, rounded as printed, so the root (their sum) adds up."""
+    return round(sum(c.duration for c in r.checks if math.isfinite(c.duration) and c.duration > 0), 3)
 
 
 def _failure_body(c: CheckResult, lang: str) -> str:
@@ -154,7 +165,8 @@ def _leaf(out: list[str], indent: str, tag: str, attrs: str, text: str) -> None:
     out.append(f"{indent}<{tag}{attrs}>{_esc_text(text)}</{tag}>" if text else f"{indent}<{tag}{attrs} />")
 
 
-def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: str) -> tuple[int, int, int]:
+def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: str,
+           prefix: str = "") -> tuple[int, int, int]:
     """Append one ``<testsuite>``, indented as at depth 1; its (tests, failures, errors)."""
     outcomes = [(c, effective_outcome(r, c)) for c in r.checks]
     failures = sum(1 for _, o in outcomes if o is Outcome.FAILED)
@@ -170,7 +182,11 @@ def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: 
         f' hostname="{A(hostname)}" id="{index}" package="{A(_attr(r.exercise_id))}">\n    <properties>')
 
     def prop(name: str, value: str) -> None:
-        out.append(f'\n      <property name="{A(_attr(name))}" value="{A(_attr(value))}" />')
+        # most names and values are ids and numbers that cleaning and escaping would leave as they are
+        name = prefix + name
+        name = name if _plain(name) else A(_attr(name))
+        value = value if _plain(value) else A(_attr(value))
+        out.append(f'\n      <property name="{name}" value="{value}" />')
 
     prop("exercise", r.exercise_id)
     prop("namespace", r.namespace)
@@ -184,9 +200,10 @@ def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: 
         prop(f"{key}.visibility", c.visibility.value)
     out.append("\n    </properties>")
 
-    classname = A(_attr(f"{r.exercise_id}.{r.namespace}"))
+    classname = A(_attr(r.exercise_id))
+    who = f"[{r.namespace}] "
     for c, outcome in outcomes:
-        case = f'\n    <testcase name="{A(_attr(f"{c.check_id}: {c.title.get(lang)}"))}" classname="{classname}" time="{_time(c.duration)}"'
+        case = f'\n    <testcase name="{A(_attr(f"{who}{c.check_id}: {c.title.get(lang)}"))}" classname="{classname}" time="{_time(c.duration)}"'
         if outcome is Outcome.FAILED:
             message = c.message.get(lang) if c.message is not None else c.title.get(lang)
             out.append(case + ">")
@@ -201,7 +218,7 @@ def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: 
             out.append(case + " />")
     if orphan_error:
         label = _LABELS["ns"].get(lang)
-        out.append(f'\n    <testcase name="{A(_attr(f"(namespace): {label}"))}" classname="{classname}"'
+        out.append(f'\n    <testcase name="{A(_attr(f"{who}(namespace): {label}"))}" classname="{classname}"'
                    f' time="{_time(0.0)}">')
         _leaf(out, "\n      ", "error", f' message="{A(_attr(_error_message(r, None, lang)))}" type="InfraError"',
               _body(_error_body(r, None, lang)))
@@ -228,7 +245,7 @@ def render_junit(
     body: list[str] = []
     tests = failures = errors = 0
     for i, r in enumerate(results):
-        t, f, e = _suite(body, r, i, lang, stamp, host)
+        t, f, e = _suite(body, r, i, lang, stamp, host, f"{r.exercise_id}@{r.namespace}." if len(results) > 1 else "")
         tests, failures, errors = tests + t, failures + f, errors + e
     head = (f'<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<testsuites name="grader" tests="{tests}"'
             f' failures="{failures}" errors="{errors}" time="{_time(sum(_suite_time(r) for r in results))}"')

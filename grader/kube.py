@@ -177,6 +177,7 @@ class Api:
                 "cannot read kubeconfig {p}: {e}; recreate it with `oc login`.",
                 p=Raw(path), e=Raw(_short(e)))) from None
         cfg.retries = False             # retries are ours: one policy, one deadline
+        cfg.refresh_api_key_hook = _at_most_every(REFRESH_SECONDS, cfg.refresh_api_key_hook)
         # Probes through the service proxy run 16 at a time; a smaller pool would open and discard
         # connections (and urllib3 warns on stderr each time).
         cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 32)
@@ -415,9 +416,14 @@ class Api:
     def fetch(self, path: str, *, deadline: float, max_body: int, seconds: float) -> HttpAnswer:
         """One GET whose answer a student's pod may have written (the service proxy), ended at
         ``deadline`` (``time.monotonic``) however it trickles, the body read raw and capped by
-        ``bounded.read_body``. ``Connection: close``, so that the watchdog's cut can only ever hit
-        this exchange's socket, never a pooled one lent to another request. No HTTP answer at all
-        (including none by the deadline) raises ``Unreachable``."""
+        ``bounded.read_body``. No HTTP answer at all (including none by the deadline) raises
+        ``Unreachable``.
+
+        The connection goes back to the pool only after a complete, clean answer: the whole body
+        read to its end, within the cap, and the watchdog never fired (it can no longer fire once
+        its block is left). Anything else -- a cut, a broken or slow body, an answer the watchdog
+        ended -- closes it, so an unread rest or a shut socket is never lent to another request.
+        Reuse matters for speed: a new TLS handshake per probe was most of a probe's CPU."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -426,21 +432,55 @@ class Api:
             self.requests_made += 1
         left = max(0.01, deadline - time.monotonic())
         timeout = (min(self.retry.connect_timeout, left), left)   # each socket wait ends by the deadline
-        headers = {"Accept": "*/*", "Accept-Encoding": "identity", "Connection": "close"}
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         try:
             m, url, hdrs, _, _ = self._client.param_serialize(method="GET", resource_path=path, header_params=headers,
                                                               auth_settings=["BearerToken"])
             raw = self._client.call_api(m, url, header_params=hdrs, _request_timeout=timeout).response
         except (ApiException, HTTPError, OSError) as e:
             raise self._unreachable(e, timeout) from None
+        clean_end = False
         try:
             with Watchdog(deadline, raw.shutdown) as dog:
                 body = read_body(lambda n: raw.read1(n, decode_content=False), raw.headers.get("Content-Encoding"),
                                  max_body, deadline, dog.expired, seconds)
+            # http.client closes its file once the framing (length or last chunk) says the body ended
+            clean_end = not (body.cut or body.error or dog.expired.is_set()) and raw.isclosed()
         finally:
-            raw.close()          # an unread rest is dropped with its connection, never reused
-            raw.release_conn()   # the (closed) connection's pool slot comes back
+            if not clean_end:
+                raw.close()      # an unread rest is dropped with its connection, never reused
+            raw.release_conn()   # the pool slot comes back (with a reusable connection after a clean end)
         return HttpAnswer(raw.status, body.data, error=body.error, headers=dict(raw.headers), cut=body.cut)
+
+
+# The client's kubeconfig loader installs a hook that runs before every request: it re-checks the
+# token's expiry and sets the whole configuration again (host, TLS files, proxies from the
+# environment), about 1 ms of CPU a request, the largest single cost of a probe. The loader already
+# renews a token 5 minutes before it expires (and the in-cluster loader re-reads the token file
+# every minute), so asking every 10 s changes nothing but the cost.
+REFRESH_SECONDS = 10.0
+
+
+def _at_most_every(seconds: float, hook: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
+    """``hook`` run at most once per ``seconds``. The loader's hook installs itself again each
+    time it runs, so the newly installed one is kept as the one to call and the throttle put back."""
+    if hook is None:
+        return None
+    lock = threading.Lock()
+    last = [-seconds]
+    inner = [hook]
+
+    def throttled(cfg: Any) -> None:
+        if time.monotonic() - last[0] < seconds:
+            return
+        with lock:
+            if time.monotonic() - last[0] >= seconds:
+                inner[0](cfg)
+                if cfg.refresh_api_key_hook is not throttled and cfg.refresh_api_key_hook is not None:
+                    inner[0] = cfg.refresh_api_key_hook
+                cfg.refresh_api_key_hook = throttled
+                last[0] = time.monotonic()
+    return throttled
 
 
 def _short(e: Any) -> str:

@@ -27,11 +27,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic, write_atomic_batch, write_atomic_many
 from .i18n import Text, clean
 from .results import CheckResult, ExerciseResult, Outcome, Visibility
 
@@ -43,6 +41,8 @@ __all__ = [
     "render_console",
     "to_json",
     "write_atomic",
+    "write_atomic_batch",
+    "write_atomic_many",
 ]
 
 _GREEN, _RED, _YELLOW, _BOLD, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[0m"
@@ -104,141 +104,6 @@ def _text(value: Text | None, lang: str) -> str | None:
 
 def _one_line(s: str) -> str:
     return " ".join(clean(s).split())
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` so a reader (Jenkins, an LMS upload) never sees a half-written report.
-
-    Temp file in the same directory (same filesystem, so ``os.replace`` is atomic), fsync, then
-    replace; the directory is fsynced too so the rename survives a crash. An existing file's mode
-    is kept; a new one gets 0644 instead of ``mkstemp``'s 0600.
-    """
-    target = Path(path)
-    write_atomic_many(target.parent if str(target.parent) else Path("."), [(target.name, data)])
-
-
-def write_atomic_many(directory: str | os.PathLike[str], files: list[tuple[str, bytes | str]]) -> None:
-    """Write several files of one directory atomically, in order, with one fsync per file and one
-    for the directory after the last rename (not one per file: a batch writes thousands).
-
-    Each file is complete on disk before its rename (so no reader ever sees half of one); what the
-    single directory fsync leaves open is only which renames survive a crash, and a reader that
-    needs all of them checks every file (``batch.complete`` parses each one)."""
-    directory = Path(directory)
-    for name, data in files:
-        _replace(directory / name, data.encode("utf-8") if isinstance(data, str) else data)
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def write_atomic_batch(files: list[tuple[Path, bytes | str]]) -> None:
-    """Write many files (a chunk of a batch: thousands) atomically, in order, with one flush of
-    the filesystem for all their contents and one for all their renames, where Linux has
-    ``syncfs``; elsewhere each file as ``write_atomic_many`` does.
-
-    Every temp file's data is on disk before any rename (the first ``syncfs``), so no reader and
-    no crash ever shows half a file; the renames follow the list's order, then the second
-    ``syncfs`` makes them durable. Why: an fsync per file and per directory cost more CPU and
-    time than grading (8 files a student, 2 fsyncs each). Interrupted, the temp files not yet
-    renamed are removed."""
-    syncfs = _syncfs()
-    if syncfs is None or not files:
-        by_dir: dict[Path, list[tuple[str, bytes | str]]] = {}
-        for path, data in files:
-            by_dir.setdefault(path.parent, []).append((path.name, data))
-        for directory, group in by_dir.items():
-            write_atomic_many(directory, group)
-        return
-    temps: list[tuple[str, Path]] = []
-    renamed = 0
-    try:
-        for path, data in files:
-            temps.append((_write_temp(path, data.encode("utf-8") if isinstance(data, str) else data), path))
-        syncfs(files[0][0].parent)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-            renamed += 1
-        syncfs(files[0][0].parent)
-    finally:
-        for tmp, _ in temps[renamed:]:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-
-
-def _write_temp(target: Path, payload: bytes) -> str:
-    """A new temp file beside ``target`` holding ``payload`` (not flushed), with the mode ``target``
-    has (0644 for a new file)."""
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        rest = memoryview(payload)
-        while rest:
-            rest = rest[os.write(fd, rest):]
-        os.fchmod(fd, mode)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def _syncfs() -> Any:
-    """``syncfs(2)`` of the filesystem holding a directory, or None where there is none."""
-    global _SYNCFS
-    if _SYNCFS is False:
-        import ctypes
-        import ctypes.util
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            call = libc.syncfs
-        except (OSError, AttributeError):
-            _SYNCFS = None
-            return None
-
-        def syncfs(directory: Path) -> None:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                if call(fd) != 0:
-                    raise OSError(ctypes.get_errno(), f"syncfs {directory}")
-            finally:
-                os.close(fd)
-        _SYNCFS = syncfs
-    return _SYNCFS
-
-
-_SYNCFS: Any = False
-
-
-def _replace(target: Path, payload: bytes) -> None:
-    """Temp file beside ``target``, written and fsynced, then renamed over it."""
-    tmp = _write_temp(target, payload)
-    try:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # --- console ---------------------------------------------------------------------------------
@@ -415,16 +280,17 @@ def gradebook_csv(results: list[ExerciseResult]) -> str:
 
 
 # --- Gradescope ------------------------------------------------------------------------------
+_RERUN = Text(
+    "採点システムが {n} 件のチェックを確認できませんでした (学生のミスではありません)。これらは得点にも"
+    "一覧にも含めていません。自動採点をもう一度実行してください (Regrade):",
+    "The autograder could not observe {n} check(s) (not your fault). They are left out of the score "
+    "and of the test list: the autograder must be re-run (Regrade):",
+)
+
+
 def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
-    outcome = effective_outcome(r, c)
     parts: list[str] = []
-    if outcome is Outcome.ERROR:
-        parts.append("ERROR: " + _L["could_not"].get(lang))
-        if r.error is not None:
-            parts.append(clean(r.error.get(lang)))
-        if c.message is not None:
-            parts.append(clean(c.message.get(lang)))
-    elif outcome is Outcome.FAILED:
+    if c.outcome is Outcome.FAILED:
         if c.message is not None:
             parts.append(clean(c.message.get(lang)))
         if c.hint is not None:
@@ -435,21 +301,44 @@ def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
 
 
 def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) -> dict[str, Any]:
-    """Gradescope autograder ``results.json`` (gradescope-autograders.readthedocs.io, specs).
+    """Gradescope autograder ``results.json`` (https://gradescope-autograders.readthedocs.io/en/
+    latest/specs/, "Output format").
 
-    Gradescope's per-test ``status`` knows only passed/failed, so an error is ``failed`` with
-    score 0, ``output`` starting with an ``ERROR:`` line, tag ``"error"`` and
-    ``extra_data.outcome == "error"``. A namespace error with no checks becomes one 0/0 test so
-    the student still sees it. Test names are ``<exercise> <check_id>: <title>``.
+    A per-test ``status`` knows only passed/failed, and a failed test reads as the student's
+    fault. So a check the grader could not observe (``effective_outcome`` error) is left out of
+    ``tests`` and the top-level ``output`` (always shown, ``output_format`` "text") lists it and
+    says the autograder must be re-run; the score is the observed checks' points, which is what
+    the model's score already is. What was left out is kept in the top-level ``extra_data``
+    (``unobserved``: one entry per check; ``errors``: one per namespace error) so ``--out``'s
+    gradebook and ``--resume`` still see it. ``execution_time`` is whole seconds, as in the
+    specification's example. Test names are ``<exercise> <check_id>: <title>``.
     """
     results = result if isinstance(result, list) else [result]
     tests: list[dict[str, Any]] = []
+    unobserved: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    lines: list[str] = []
     for r in results:
+        if r.error is not None:
+            errors.append({"exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+                           "message": clean(r.error.get(lang))})
+            lines.append(f"  {_one_line(r.exercise_id)}: {_one_line(r.error.get(lang))}")
         for c in r.checks:
             outcome = effective_outcome(r, c)
+            name = f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"
+            if outcome is Outcome.ERROR:
+                unobserved.append({
+                    "exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+                    "check_id": clean(c.check_id), "name": name, "max_score": _json_number(c.points),
+                    "visibility": c.visibility.value, "attempts": c.attempts,
+                    "message": None if c.message is None else clean(c.message.get(lang)),
+                })
+                if c.visibility is not Visibility.HIDDEN:
+                    detail = f" ({_one_line(c.message.get(lang))})" if c.message is not None and r.error is None else ""
+                    lines.append(f"  {name}{detail}")
+                continue
             tests.append({
-                "name": f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: "
-                        f"{_one_line(c.title.get(lang))}",
+                "name": name,
                 "score": _json_number(c.earned),
                 "max_score": _json_number(c.points),
                 "status": "passed" if outcome is Outcome.PASSED else "failed",
@@ -464,27 +353,13 @@ def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) ->
                     "attempts": c.attempts,
                 },
             })
-        if r.error is not None and not r.checks:
-            tests.append({
-                "name": f"{_one_line(r.exercise_id)}: {_L['ns_error'].get(lang).rstrip(':')}",
-                "score": 0,
-                "max_score": 0,
-                "status": "failed",
-                "output": "ERROR: " + clean(r.error.get(lang)),
-                "visibility": Visibility.VISIBLE.value,
-                "tags": [Outcome.ERROR.value],
-                "extra_data": {"outcome": Outcome.ERROR.value, "exercise": clean(r.exercise_id),
-                               "namespace": clean(r.namespace)},
-            })
-    errors = [r for r in results if r.error is not None]
     doc: dict[str, Any] = {
         "score": _json_number(sum(r.score for r in results)),
-        "execution_time": round(sum(r.duration for r in results), 3),
+        "execution_time": max(0, int(round(sum(r.duration for r in results)))),
         "tests": tests,
     }
-    if errors:
-        doc["output"] = "\n".join(
-            f"ERROR: {_one_line(r.exercise_id)}: {clean(r.error.get(lang))}"
-            for r in errors if r.error is not None
-        )
+    if unobserved or errors:
+        doc["output"] = "\n".join([_RERUN.get(lang).format(n=len(unobserved) or len(errors)), *lines])
+        doc["output_format"] = "text"
+        doc["extra_data"] = {"unobserved": unobserved, "errors": errors}
     return doc

@@ -44,6 +44,7 @@ _SECRETS = (
 )
 
 _known: set[str] = set()
+_longest_first: tuple[str, ...] = ()   # _known, longest first (a secret inside another is replaced after it)
 _lock = threading.Lock()
 
 
@@ -51,8 +52,10 @@ def remember(secret: str | None) -> None:
     """Redact this exact string from every cleaned text from now on (too short to be a
     credential, under 8 characters, it would only garble messages)."""
     if secret and len(secret) >= 8:
+        global _longest_first
         with _lock:
             _known.add(secret)
+            _longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def remember_client(configuration: Any) -> None:
@@ -73,9 +76,7 @@ def strip_escapes(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for secret in known:
+    for secret in _longest_first:     # one tuple, replaced whole: read without the lock
         text = text.replace(secret, REDACTED)
     for pattern, repl in _SECRETS:
         text = pattern.sub(repl, text)  # type: ignore[arg-type]

@@ -16,6 +16,8 @@ A course file (YAML) lets an instructor set, for a whole class::
     params:
       "*":  {image: registry.example.com/ubi9/httpd-24}   # every exercise that has the parameter
       ex1:  {pod_name: web}
+    lms:                         # column of each exercise in the LMS gradebook (--roster)
+      ex3: "Lab 3: Storage (1234)"   # Canvas's "Title (id)", or Moodle's grade item name
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class CourseFile:
     router: str | None = None
     due: dt.datetime | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lms: dict[str, str] = field(default_factory=dict)
 
 
 def load_course_file(path: str | os.PathLike[str]) -> CourseFile:
@@ -66,7 +69,7 @@ def load_course_file(path: str | os.PathLike[str]) -> CourseFile:
         raise SpecError(p, f"line {mark.line + 1}" if mark else "(file)", "invalid YAML") from None
     if not isinstance(data, dict):
         raise SpecError(p, "(top level)", "expected a mapping")
-    known = {"lang", "wait", "route_domain", "router", "due", "params", "course"}
+    known = {"lang", "wait", "route_domain", "router", "due", "params", "course", "lms"}
     for key in data:
         if key not in known:
             raise SpecError(p, str(key), f"unknown field (known: {', '.join(sorted(known))})")
@@ -104,7 +107,22 @@ def load_course_file(path: str | os.PathLike[str]) -> CourseFile:
         if not isinstance(values, dict):
             raise SpecError(p, f"params.{ex}", "expected a mapping of parameter names to values")
         cf.params[str(ex)] = values
+    cf.lms = _lms_columns(p, data.get("lms"))
     return cf
+
+
+def _lms_columns(p: str, lms: Any) -> dict[str, str]:
+    """``lms: {exercise id: column name}``: one line of plain text each, as an LMS header cell."""
+    if lms is None:
+        return {}
+    if not isinstance(lms, dict):
+        raise SpecError(p, "lms", "expected a mapping of exercise id to the LMS column name")
+    out: dict[str, str] = {}
+    for ex, name in lms.items():
+        if not isinstance(name, str) or not name.strip() or len(name) > 255 or any(ord(c) < 32 for c in name):
+            raise SpecError(p, f"lms.{ex}", "expected the LMS column name: one line of text, at most 255 characters")
+        out[str(ex)] = name.strip()
+    return out
 
 
 @dataclass
@@ -239,8 +257,9 @@ def _namespace_names(given: Any) -> list[str]:
 def _check_course_exercises(course: CourseFile, available: Mapping[str, Path]) -> None:
     """A ``params`` key must name an exercise: a typo (``ex01``) would otherwise be ignored and the
     class graded with the defaults the instructor meant to replace."""
-    for key in course.params:
-        if key != "*" and key not in available:
-            raise UsageError(t("コースファイル {p}: params.{k}: その演習はありません (ある演習: {all})",
-                               "course file {p}: params.{k}: no such exercise (exercises: {all})",
-                               p=Raw(course.path), k=Raw(clean(key)[:80]), all=Raw(", ".join(available))))
+    for key in [*(k for k in course.params if k != "*"), *course.lms]:
+        if key not in available:
+            raise UsageError(t("コースファイル {p}: {f}.{k}: その演習はありません (ある演習: {all})",
+                               "course file {p}: {f}.{k}: no such exercise (exercises: {all})",
+                               p=Raw(course.path), f=Raw("params" if key in course.params else "lms"), k=Raw(clean(key)[:80]),
+                               all=Raw(", ".join(available))))

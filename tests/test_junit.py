@@ -57,7 +57,11 @@ def parse(xml: bytes) -> etree._Element:
 
 
 def props(suite: etree._Element) -> dict[str, str]:
-    return {p.get("name"): p.get("value") for p in suite.find("properties")}
+    """A suite's properties by their short names (a file of several suites prefixes them)."""
+    prefix = suite.get("name") + "."
+    names = [p.get("name") for p in suite.find("properties")]
+    assert all(n.startswith(prefix) for n in names) or not any(n.startswith(prefix) for n in names)
+    return {p.get("name").removeprefix(prefix): p.get("value") for p in suite.find("properties")}
 
 
 def test_sample_validates_and_counts_agree_with_model(schema: etree.XMLSchema) -> None:
@@ -98,8 +102,8 @@ def test_testcases_failure_and_error_elements(schema: etree.XMLSchema) -> None:
     root = parse(render_junit(sample(), "en", timestamp=STAMP, hostname="h"))
     cases = root.find("testsuite").findall("testcase")
     assert [c.get("name") for c in cases] == [
-        "deploy: deploy en", "svc: svc en", "route: route en", "secret: secret en"]
-    assert {c.get("classname") for c in cases} == {"ex1.alice"}
+        "[alice] deploy: deploy en", "[alice] svc: svc en", "[alice] route: route en", "[alice] secret: secret en"]
+    assert {c.get("classname") for c in cases} == {"ex1"}     # no namespace: annotators read it as a path
     assert len(cases[0]) == 0
     failure = cases[1].find("failure")
     assert failure is not None and cases[1].find("error") is None
@@ -119,7 +123,7 @@ def test_japanese_titles_and_labels(schema: etree.XMLSchema) -> None:
     root = parse(render_junit(sample(), "ja", timestamp=STAMP, hostname="h"))
     assert schema.validate(root), schema.error_log
     case = root.find("testsuite").findall("testcase")[1]
-    assert case.get("name") == "svc: svc ja"
+    assert case.get("name") == "[alice] svc: svc ja"
     assert "ヒント: レプリカ数を確認" in case.find("failure").text
     assert "確認コマンド: oc get deploy -n alice" in case.find("failure").text
 
@@ -195,3 +199,26 @@ def test_write_junit_is_atomic_and_readable(tmp_path: Path, schema: etree.XMLSch
     write_junit(target, sample(), "en")
     assert schema.validate(etree.parse(str(target)))
     assert os.listdir(tmp_path) == ["report.xml"]  # no temp file left behind
+
+
+def test_ids_and_property_names_are_unique_within_a_file(schema: etree.XMLSchema) -> None:
+    results = sample() + [ExerciseResult("ex2", Text("演習2", "Exercise 2"), "alice", [check("deploy", Outcome.PASSED)])]
+    root = parse(render_junit(results, "en", timestamp=STAMP, hostname="h"))
+    assert schema.validate(root), schema.error_log
+    ids = [s.get("id") for s in root.findall("testsuite")]
+    assert len(set(ids)) == len(ids) == 4
+    names = [p.get("name") for p in root.iter("property")]
+    assert len(set(names)) == len(names)                       # xunitparser merges the suites
+    assert "ex1@alice.score" in names and "ex2@alice.check.deploy.outcome" in names
+    one = parse(render_junit(results[:1], "en", timestamp=STAMP, hostname="h"))
+    assert props(one.find("testsuite"))["score"] == "4.5" and one.find("testsuite/properties/property").get("name") == "exercise"
+
+
+def test_suite_time_is_its_own_checks_and_root_is_their_sum(schema: etree.XMLSchema) -> None:
+    a = ExerciseResult("ex1", Text("a", "a"), "alice", [check("x", Outcome.PASSED, duration=0.25),
+                                                        check("y", Outcome.FAILED, duration=0.5)], duration=9.0)
+    b = ExerciseResult("ex1", Text("a", "a"), "bob", [check("x", Outcome.PASSED, duration=0.125)], duration=9.0)
+    root = parse(render_junit([a, b], "en", timestamp=STAMP, hostname="h"))
+    assert schema.validate(root), schema.error_log
+    assert [s.get("time") for s in root.findall("testsuite")] == ["0.750", "0.125"]   # not the shared 9 s
+    assert root.get("time") == "0.875"

@@ -145,7 +145,8 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert new in page and "/class.json" in page
         students = {s["namespace"]: s for s in _get(url + "class.json")["students"]}
-        assert students[f"live{tag}-a"]["first_failing"] and not students[new]["first_failing"]
+        assert students[f"live{tag}-a"]["exercises"]["ex1"]["first_failing"]
+        assert not students[new]["exercises"]["ex1"]["first_failing"]
         assert json.loads((out / new / "results.json").read_text())["tests"]
         assert (out / f"live{tag}-a" / "results.json").stat().st_mtime_ns == first, \
             "only the changed namespace's reports are rewritten"

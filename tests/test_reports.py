@@ -167,38 +167,63 @@ def test_gradebook_csv_neutralises_formulas() -> None:
 
 # --- Gradescope ------------------------------------------------------------------------------
 def test_gradescope_json() -> None:
+    """Checked against the specification, https://gradescope-autograders.readthedocs.io/en/latest/specs/
+    ("Output format": top-level score, execution_time in seconds as an integer, output,
+    output_format, extra_data; per test name, score, max_score, status passed/failed, output,
+    visibility, tags, extra_data)."""
     doc = gradescope_json(alice(), "en")
     assert doc["score"] == alice().score == 6
     tests = {t["extra_data"]["check_id"]: t for t in doc["tests"]}
-    assert set(tests) == {"deploy", "svc", "route", "secret", "later"}
+    assert set(tests) == {"deploy", "svc", "secret", "later"}      # "route" could not be observed
     for t in doc["tests"]:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
-        assert t["status"] in ("passed", "failed")
+        assert t["status"] in ("passed", "failed") and t["extra_data"]["outcome"] != "error"
     assert tests["deploy"]["status"] == "passed" and tests["deploy"]["score"] == 2
     assert tests["svc"]["status"] == "failed" and tests["svc"]["score"] == 0
     assert tests["svc"]["max_score"] == 3
     assert "Hint: check the labels" in tests["svc"]["output"]
-    assert tests["route"]["status"] == "failed" and tests["route"]["score"] == 0
-    assert tests["route"]["output"].startswith("ERROR")
-    assert tests["route"]["extra_data"]["outcome"] == "error" and "error" in tests["route"]["tags"]
     assert tests["svc"]["extra_data"]["outcome"] == "failed"
     assert tests["secret"]["visibility"] == "hidden"
     assert tests["later"]["visibility"] == "after_due_date"
     assert tests["deploy"]["visibility"] == "visible"
     assert sum(t["score"] for t in doc["tests"]) == doc["score"]
+    assert doc["execution_time"] == 1 and isinstance(doc["execution_time"], int)
+    # The left-out check is said at the top, visibly, with what to do.
+    assert doc["output_format"] == "text"
+    assert "could not observe 1 check(s)" in doc["output"] and "re-run" in doc["output"]
+    assert "ex3 route" in doc["output"] and "403 forbidden" in doc["output"]
+    [left_out] = doc["extra_data"]["unobserved"]
+    assert (left_out["check_id"], left_out["max_score"], left_out["namespace"]) == ("route", 1, "alice")
     json.dumps(doc)
+
+
+def test_gradescope_all_observed_has_no_top_level_output() -> None:
+    doc = gradescope_json(bob_ok(), "en")
+    assert "output" not in doc and "extra_data" not in doc and doc["score"] == 5
 
 
 def test_gradescope_namespace_error_and_list() -> None:
     empty = ExerciseResult("ex9", Text("x", "x"), "dave", [], error=Text("不可", "unreachable"))
     doc = gradescope_json([bob_ok(), carol_error(), empty], "ja")
     assert doc["score"] == 5
-    assert doc["output"].startswith("ERROR")
-    carol = [t for t in doc["tests"] if t["extra_data"]["namespace"] == "carol"]
-    assert carol[0]["status"] == "failed" and carol[0]["extra_data"]["outcome"] == "error"
-    assert "読めません" in carol[0]["output"]
-    dave = [t for t in doc["tests"] if t["extra_data"]["namespace"] == "dave"]
-    assert len(dave) == 1 and dave[0]["max_score"] == 0 and dave[0]["output"] == "ERROR: 不可"
+    assert "もう一度実行してください" in doc["output"] and "読めません" in doc["output"] and "不可" in doc["output"]
+    assert {t["extra_data"]["namespace"] for t in doc["tests"]} == {"bob"}   # carol's and dave's left out
+    assert [(e["namespace"], e["message"]) for e in doc["extra_data"]["errors"]] == [("carol", "読めません"),
+                                                                                 ("dave", "不可")]
+    assert [u["check_id"] for u in doc["extra_data"]["unobserved"]] == ["deploy"]
+
+
+def test_gradescope_left_out_checks_come_back_for_the_gradebook() -> None:
+    """--out rebuilds earlier namespaces from results.json: an unobserved check must come back as
+    an error (an empty gradebook cell), never as a missing check that raises the score's share."""
+    from grader.batch import results_from_gradescope
+    doc = json.loads(json.dumps(gradescope_json([alice()], "en")))
+    [back] = results_from_gradescope(doc, "alice")
+    outcomes = {c.check_id: c.outcome for c in back.checks}
+    assert outcomes["route"] is Outcome.ERROR and back.score == 6 and back.max_score == alice().max_score
+    assert gradebook_csv([back]).splitlines()[1] == "alice,,,ex3"
+    [carol] = results_from_gradescope(json.loads(json.dumps(gradescope_json([carol_error()], "en"))), "carol")
+    assert carol.error is not None and carol.checks[0].outcome is Outcome.ERROR
 
 
 # --- write_atomic ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ of a dual-stack service compared.
 """
 from __future__ import annotations
 
-import ipaddress
+import socket
 from typing import Any, Iterable, NamedTuple
 
 from .base import _q, as_dict, as_list, containers, dig, fail, fmt_labels, labels_of, name_of, oc, show
@@ -145,10 +145,17 @@ class Endpoints(NamedTuple):
 
 
 def _family(ip: str) -> str | None:
-    try:
-        return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
-    except ValueError:
+    """The address family of an endpoint address; None for what is not an address. ``inet_pton``
+    is C, where ``ipaddress.ip_address`` (pure Python) was a visible share of a batch's check time."""
+    if not isinstance(ip, str):
         return None
+    for family, name in ((socket.AF_INET, "IPv4"), (socket.AF_INET6, "IPv6")):
+        try:
+            socket.inet_pton(family, ip)
+            return name
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _service_families(svc: Obj) -> list[str]:

@@ -5,16 +5,16 @@ The grader, the tests, the demo and ``grade sandbox`` all talk to a cluster thro
 they exercise is the production path.  It is written on ``http.server`` rather than kmock because
 kmock has no label selectors, pagination or Status bodies shaped like the real server's.
 
-``/openapi/v3`` serves a minimal index that says the server does field validation itself, so
-``kubectl create -f`` and ``kubectl apply -f`` work with their default flags (no
-``--validate=false``); ``/openapi/v2`` answers 404. Aggregated discovery is not served; kubectl
+``/openapi/v3`` says the server does field validation itself, so ``kubectl create -f`` and
+``kubectl apply -f`` work with their default flags, and carries schemas for ``kubectl explain``
+(``openapi``); ``/openapi/v2`` is JSON only. Aggregated discovery is not served; kubectl
 falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
 so the port speaks both plain HTTP and TLS (``apiport.DualServer``).
 
 Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
-(the objects, graceful pod deletion), ``apidocs`` (discovery, OpenAPI index, Tables), ``apiport``
-(plain+TLS port, fault injection, request records), ``apiwatch`` (watch streams), and this
-module (HTTP, auth, the request log).
+(the objects, graceful deletion, finalizers), ``apidocs`` (discovery, OpenAPI), ``tables``,
+``subresources`` (scale, log, exec), ``apiport`` (plain+TLS port, fault injection, request
+records), ``apiwatch`` (watch streams), and this module (HTTP, auth, the request log).
 
 The behaviour of the cluster (scheduling, replicas, endpoints, binding) lives in
 ``grader.cluster.controllers``; this module only stores, validates, authorizes and serves.
@@ -33,12 +33,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_v3_doc, resource_list_doc,
+from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
                       table_doc, version_doc)
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
 from .apistore import Admission, Store
 from .apiwatch import WatchHub, serve_watch
+from . import subresources
 from .apitypes import (RESOURCES, ApiStatus, ResourceType, find_resource, known_kinds, match_fields,
                        parse_label_selector, resources_for, status_body)
 
@@ -306,8 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _Route(None, discovery={"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if segs == ["version"]:
             return _Route(None, discovery=version_doc())
-        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] == "v3":
-            doc = openapi_v3_doc(api.resources, "/".join(segs[2:]))
+        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] in ("v2", "v3"):   # apidocs.openapi_doc
+            doc = openapi_doc(api.resources, segs[1], "/".join(segs[2:]), self.headers.get("Accept", ""))
             if doc is None:
                 raise not_found_path(path)
             return _Route(None, discovery=doc)
@@ -349,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         if sub == "proxy":
             m = re.match(r"^.*?/(?:services|pods)/[^/]+/proxy(.*)$", path)
             route.rest = (m.group(1) if m else "") or "/"
-        elif len(rest) > 3 or sub not in ("", "status", "scale"):
+        elif len(rest) > 3 or sub not in ("", "status", *subresources.NAMES):
             raise not_found_path(path)
         return route
 
@@ -359,6 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
         assert rt is not None
         if route.subresource == "proxy":
             self._proxy(route)
+            return
+        if route.subresource in subresources.NAMES:   # scale, log, exec: subresources.py
+            subresources.handle(self, api, route, verb, params, body)
             return
         if verb == "watch":
             serve_watch(self, api.watch, rt, route.namespace, route.name, params, self._list_query(params)[0])
@@ -405,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
             grace, uid = delete_options(body, params)
             # a pod answers with itself: Terminating (deletionTimestamp set) or as it was last
             out = store.delete(rt, route.namespace, route.name, dry_run=dry, grace=grace, uid=uid)
-            if rt.plural == "pods":
+            if rt.plural == "pods" or out["metadata"].get("finalizers"):   # still there: itself
                 self._send_json(200, out)
             else:
                 self._send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -262,6 +262,8 @@ class Store:
             return _copy(old)
         if dry_run:
             return new
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and rt.plural != "pods":
+            return self._remove(rt, key, old, new)    # the last finalizer went: the deletion completes
         new["metadata"]["resourceVersion"] = self._next_rv()
         self._objs[rt.key][key] = new
         self._indexed(rt, key, old, new)
@@ -333,6 +335,8 @@ class Store:
                 period = _grace_period(obj, grace)
                 if period > 0:
                     return self._graceful(rt, key, obj, period, dry_run)
+            if obj["metadata"].get("finalizers") and rt.plural not in ("namespaces", "pods"):
+                return self._finalizing(rt, key, obj, dry_run)   # stays until its finalizers are removed
             if dry_run:
                 return _copy(obj)
             if rt.plural == "namespaces":
@@ -351,6 +355,23 @@ class Store:
             self._notify("DELETED", rt, obj)
             return out
 
+
+    def _finalizing(self, rt: ResourceType, key: tuple[str, str], obj: dict, dry_run: bool) -> dict:
+        """DELETE of an object with finalizers: ``deletionTimestamp`` is set and it stays (the
+        registry's ``BeforeDelete`` for graceful-less kinds) until a controller removes them."""
+        if obj["metadata"].get("deletionTimestamp"):
+            return _copy(obj)
+        new = _copy(obj)
+        new["metadata"]["deletionTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        return new if dry_run else self._commit(rt, key, obj, new, False)
+
+    def _remove(self, rt: ResourceType, key: tuple[str, str], stored: dict, obj: dict) -> dict:
+        del self._objs[rt.key][key]
+        self._indexed(rt, key, stored, None)
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._notify("DELETED", rt, obj)
+        return _copy(obj)
 
     def _graceful(self, rt: ResourceType, key: tuple[str, str], obj: dict, period: int, dry_run: bool) -> dict:
         """Graceful deletion as ``BeforeDelete`` (k8s.io/apiserver/pkg/registry/rest/delete.go)

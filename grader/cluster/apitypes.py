@@ -56,6 +56,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     _r("v1", "serviceaccounts", "ServiceAccount", True, ("sa",), False),
     _r("apps/v1", "deployments", "Deployment", True, ("deploy",)),
     _r("apps/v1", "replicasets", "ReplicaSet", True, ("rs",)),
+    _r("events.k8s.io/v1", "events", "Event", True, ("ev",), False),
     _r("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", True, (), False),
     _r("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",)),
     _r("storage.k8s.io/v1", "storageclasses", "StorageClass", False, ("sc",), False),

@@ -25,6 +25,8 @@ import time
 from .admission import AdmissionMixin
 from .apiserver import ApiServer
 from .apitypes import ApiStatus, ResourceType, selector_matches
+from .events import EventRecorder
+from .protection import admit as protection_admission, release_claims, release_volumes
 from .ctlutil import condition, controller_of, is_active, is_ready, is_terminating, owned_by, owner_ref, quantity, suffix
 from .ctlutil import now as _now
 from .kubelet import SANDBOX_MAX_GRACE, KubeletMixin
@@ -63,7 +65,9 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         self.errors: list[str] = []
         self.R = {r.key: r for r in self.store.resources}
         server.admission.append(self._admit)
+        server.admission.append(protection_admission(self.store))
         self.store.listeners.append(self._on_change)
+        self.events = EventRecorder(self.store)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Controllers":
@@ -91,6 +95,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                 self._cond.wait(min(left, 0.05))
 
     def _on_change(self, event: str, rt: ResourceType, obj: dict) -> None:
+        if rt.plural == "events":
+            return      # recorded by the controllers themselves; nothing reconciles on them
         ns = obj["metadata"].get("namespace", "") if rt.namespaced else ""
         if rt.plural == "namespaces":
             ns = obj["metadata"]["name"]
@@ -100,6 +106,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
             return
         with self._cond:
             self._dirty.add(ns)
+            if rt.plural == "persistentvolumeclaims" and event == "DELETED":
+                self._dirty.add(_ALL)   # its volume is released (and reclaimed) now, not at the next volume change
             self._cond.notify_all()
 
     def _loop(self) -> None:
@@ -183,6 +191,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
             elif not ref and phase in (None, "Pending"):
                 pv["status"] = {"phase": "Available"}
             s.put(R["persistentvolumes"], pv)
+        release_volumes(s)
 
     def _forget_pods(self, ns: str, live: set[str]) -> None:
         """Drop start/stop timers of pods that are gone (deleted with grace 0, or with their
@@ -211,6 +220,7 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
                 self._sync_replicas(rt, owner)
         for pvc in s.list(R["persistentvolumeclaims"], ns)[0]:
             self._bind_claim(pvc)
+        release_claims(s, ns)
         pods = s.list(R["pods"], ns)[0]
         self._forget_pods(ns, {p["metadata"]["uid"] for p in pods})
         for pod in pods:
@@ -302,7 +312,8 @@ class Controllers(AdmissionMixin, KubeletMixin, NetworkMixin):
         if len(pods) > want:
             rank = lambda p: (bool(p["spec"].get("nodeName")), is_ready(p), p["metadata"]["creationTimestamp"])  # noqa: E731
             for p in sorted(pods, key=lambda p: (rank(p)[0], rank(p)[1]))[: len(pods) - want]:
-                s.delete(pod_rt, ns, p["metadata"]["name"], missing_ok=True)
+                if s.delete(pod_rt, ns, p["metadata"]["name"], missing_ok=True):
+                    self.events.replica_deleted(rt, owner, p)
 
     def _replica_status(self, rt: ResourceType, owner: dict, pods: list[dict]) -> None:
         mine = [p for p in pods if owned_by(p, owner["metadata"]["uid"]) and is_active(p)]   # as calculateStatus counts

@@ -25,6 +25,7 @@ from .apitypes import known_kinds, status_body
 from .controllers import Controllers
 from .kubelet import SANDBOX_MAX_GRACE
 from .netcontrollers import by_host
+from .podlogs import of as pod_logs
 from .workloads import Unavailable, endpoint_backend, pod_port, serve, service_backend
 
 __all__ = ["EmbeddedCluster", "RequestRefused", "SANDBOX_EXTENSION"]
@@ -203,7 +204,9 @@ class EmbeddedCluster:
                 if pod is None:
                     raise Unavailable(404, f'pods "{name}" not found')
                 target = pod_port(pod, port) if port else 80
-            return serve(store, namespace, pod, target, path)
+            code, headers, body = serve(store, namespace, pod, target, path)
+            pod_logs(self.server).access(pod, target, "10.128.0.1", "GET", path, code, len(body))
+            return code, headers, body
         except Unavailable as exc:
             reason = "NotFound" if exc.code == 404 else "ServiceUnavailable"
             return exc.code, {"Content-Type": "application/json"}, json.dumps(status_body(exc.code, reason, exc.message)).encode()
@@ -278,6 +281,8 @@ class _RouterHandler(BaseHTTPRequestHandler):
         try:
             ns, pod, port = self.owner.route_backend(self.headers.get("Host", ""), path)
             code, headers, body = serve(self.owner.server.store, ns, pod, port, path)
+            pod_logs(self.owner.server).access(pod, port, "10.131.0.2", self.command, path, code, len(body),
+                                               self.headers.get("User-Agent", "-")[:200])
         except Unavailable:
             code, headers, body = 503, {"Content-Type": "text/html"}, _NOT_AVAILABLE
         except ConnectionRefusedError:
