@@ -31,6 +31,7 @@ from .snapshot import Obj, Snapshot, metadata_of, namespace_of
 
 QUIET = 0.1         # a burst of changes has ended after this long without one
 LONGEST = 0.25      # ... and a steady trickle is graded at least this often
+POLL = 2.0          # where the account may list a kind but not watch it: listed this often
 # Kinds whose hosts ``Probe.claim_problem`` maps over the whole class (keyed by ``generation``).
 _HOSTS = frozenset({"Route", "Ingress"})
 
@@ -308,7 +309,8 @@ def _cluster_touch(kind: str, before: Obj | None, after: Obj | None, readable: l
 
 class _Feed:
     """One watch loop: watch from a version; on a clean end watch again; on 410 or a failure
-    back off and list again. A 403 to a cluster-wide watch turns into one feed per namespace."""
+    back off and list again. A 403 to a cluster-wide watch turns into one feed per namespace; a
+403 to a namespace's watch (where the list was allowed) into a list every ``POLL`` seconds."""
 
     def __init__(self, live: LiveSnapshot, kind: str, scope: str | None, version: str | None,
                  cluster_scoped: bool) -> None:
@@ -321,6 +323,7 @@ class _Feed:
         self.stream: Stream | None = None
         self.thread = threading.Thread(target=self._run, name=f"watch-{kind}-{scope or '*'}", daemon=True)
         self.relists = 0
+        self.polling = False
 
     def start(self) -> None:
         self.thread.start()
@@ -340,6 +343,11 @@ class _Feed:
                     if not self.backoff.wait():
                         return
                     continue
+            if self.polling:                  # may list but not watch: list again every POLL s
+                self.version = None
+                if not live._sleep(POLL):
+                    return
+                continue
             try:
                 if not self._watch():
                     return
@@ -347,14 +355,12 @@ class _Feed:
                 self.version = None           # list again at once: a 410 is not a fault
                 if not self.backoff.wait():
                     return
-            except CannotSee as e:
+            except CannotSee:
                 if self.scope is None and not self.cluster_scoped:
                     self._split()
                     return
-                live.denied(self.kind, self.scope, e)
+                self.polling = True           # the list worked: what it read stays good
                 self.version = None
-                if not self.backoff.wait():
-                    return
             except InfraError:                # dropped, 5xx, unreachable: back off, list again
                 self.version = None
                 if not self.backoff.wait():

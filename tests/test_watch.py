@@ -229,3 +229,20 @@ def test_a_route_change_renews_the_map_of_claimed_hosts(tmp_path):
         finally:
             live.stop()
             api.close()
+
+
+def test_a_namespace_that_may_be_listed_but_not_watched_is_listed_again(double):
+    def no_watch(h: Any) -> None:
+        if "watch=true" in h.path:
+            return h.send_json(403, status(403, "Forbidden", 'pods is forbidden: User "student" cannot watch resource "pods"'))
+        code, body = h.owner.answer(h.path.split("?")[0], {})
+        h.send_json(code, body)
+    double.route("/api/v1/namespaces/alice/pods", no_watch)
+    live = LiveSnapshot(double.api, ["alice"], sleep=lambda s: not time.sleep(min(s, 0.05)))
+    try:
+        assert names(live, "alice") == ["web"]
+        double.change("ADDED", pod("alice", "db"))
+        assert until(lambda: "db" in names(live, "alice")), "the change is seen by listing again"
+        assert live.changes.take(5) == {"alice"}
+    finally:
+        live.stop()
