@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="with --out: skip namespaces already reported")
     p.add_argument("--roster", metavar="FILE",
                    help="with --out: Canvas/Moodle gradebook export or CSV; writes DIR/lms-import.csv")
+    p.add_argument("--watch", action="store_true", help="keep grading as the objects change (live)")
+    p.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="with --watch for a class: serve the live class page (default 127.0.0.1:8080)")
+    p.add_argument("--serve-public", action="store_true", help="allow --serve on a non-loopback address")
     p.add_argument("--version", action="version", version=f"grade {__version__}")
     return p
 

@@ -155,6 +155,7 @@ def _writable_dir(option: str, directory: Path, shown: Path) -> None:
 # --- grade EX ----------------------------------------------------------------------------------
 def grade(ns: argparse.Namespace, settings: Settings) -> int:
     specs = [settings.exercise(ex) for ex in dict.fromkeys(ns.exercises)]
+    serve = _live_options(ns)
     if ns.manifests:
         return _grade_manifests(ns, settings, specs)
     roster = _roster(ns)
@@ -164,6 +165,12 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
                    if settings.namespaces else [])
         namespaces = _namespaces(api, settings)
         batch = bool(ns.out) or len(namespaces) > 1 or bool(settings.namespace_pattern or settings.namespace_selector)
+        if getattr(ns, "watch", False):
+            from .live import watch_class, watch_student
+            if batch:
+                return watch_class(api, ns, settings, specs, namespaces, serve=serve,
+                                   follow=bool(settings.namespace_pattern or settings.namespace_selector))
+            return watch_student(api, ns, settings, specs, namespaces)
         if ns.out:
             return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume,
                                roster=roster, missing=missing)
@@ -171,6 +178,21 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
         return emit(result, ns, settings, include_hidden=batch)
     finally:
         api.close()
+
+
+def _live_options(ns: argparse.Namespace) -> tuple[str, int] | None:
+    """--watch's companions, checked before any cluster is contacted: where --serve listens."""
+    serve, watch = getattr(ns, "serve", None), getattr(ns, "watch", False)
+    if (serve or getattr(ns, "serve_public", False)) and not watch:
+        raise UsageError(t("--serve/--serve-public は --watch と一緒に使います", "--serve/--serve-public need --watch"))
+    if watch and getattr(ns, "manifests", None):
+        raise UsageError(t("--manifests と --watch は一緒に使えません", "--manifests cannot be used with --watch"))
+    if watch and getattr(ns, "resume", False):
+        raise UsageError(t("--resume と --watch は一緒に使えません", "--resume cannot be used with --watch"))
+    if not serve:
+        return None
+    from .liveserve import parse_address
+    return parse_address(serve, public=ns.serve_public)
 
 
 def _roster(ns: argparse.Namespace) -> Roster | None:

@@ -11,6 +11,14 @@ Use::
     with ApiDouble(objects) as double:
         api = Api(kubeconfig=str(double.write_kubeconfig(tmp_path / "kubeconfig", namespace="student")))
 
+Watches (``?watch=true``) are served as a real API server serves them: a chunked 200 answer,
+one JSON event per line, ``{"type": "ADDED", "object": {...}}`` (shapes from
+https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes).
+``double.change(type, obj)`` records a change (and streams it to open watches); lists carry the
+double's resourceVersion; ``double.expire()`` compacts history, sending every open watch the
+``ERROR`` event of a 410 Status ("too old resource version", reason ``Expired``) and answering
+later watches from an older version the same; ``double.drop()`` cuts every open watch mid-line.
+
 ``double.deny("endpoints", 403)`` makes every list of a plural answer a Status 403;
 ``double.unserve("endpoints")`` drops it from discovery and answers 404, as a server that does not
 serve it; ``double.route(prefix, handler)`` hands matching requests to ``handler(request_handler)``.
@@ -20,7 +28,9 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
@@ -97,6 +107,13 @@ class ApiDouble:
         self._unserved: set[str] = set()
         self._routes: list[tuple[str, Handler]] = []
         self._server: ThreadingHTTPServer | None = None
+        self.version = 1
+        self.compacted = 0
+        self.history: list[tuple[int, str, dict[str, Any]]] = []   # (version, type, object)
+        self.watches_started = 0
+        self._cond = threading.Condition()
+        self._epoch = 0          # bumped by drop(): open watches cut themselves
+        self._expiries = 0       # bumped by expire(): open watches end with a 410
         self.add(*objects)
 
     # --- what it serves ------------------------------------------------------------------------
@@ -105,6 +122,78 @@ class ApiDouble:
             if obj.get("kind") not in KINDS:
                 raise ValueError(f"the API double does not serve kind {obj.get('kind')!r}")
             self.objects.append(obj)
+
+    def change(self, kind_event: str, obj: dict[str, Any]) -> None:
+        """ADDED/MODIFIED/DELETED ``obj`` (matched by kind, namespace, name), at a new version."""
+        with self._cond:
+            self.version += 1
+            obj = copy.deepcopy(obj)
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+            meta = obj["metadata"]
+            key = (obj.get("kind"), meta.get("namespace"), meta.get("name"))
+            self.objects = [o for o in self.objects if (o.get("kind"), (o.get("metadata") or {}).get("namespace"),
+                                                        (o.get("metadata") or {}).get("name")) != key]
+            if kind_event != "DELETED":
+                self.objects.append(obj)
+            self.history.append((self.version, kind_event, obj))
+            self._cond.notify_all()
+
+    def expire(self) -> None:
+        """Compact: every version so far is too old to watch from (410), open watches included."""
+        with self._cond:
+            self.compacted = self.version
+            self._expiries += 1
+            self._cond.notify_all()
+
+    def drop(self) -> None:
+        """Cut every open watch in the middle of a line, without ending the chunked answer."""
+        with self._cond:
+            self._epoch += 1
+            self._cond.notify_all()
+
+    def serve_watch(self, h: "BaseHTTPRequestHandler", kind: str, namespace: str | None,
+                    query: dict[str, list[str]]) -> None:
+        since = int((query.get("resourceVersion") or ["0"])[0] or 0)
+        end = time.monotonic() + float((query.get("timeoutSeconds") or ["300"])[0])
+        with self._cond:
+            self.watches_started += 1
+            epoch, expiries = self._epoch, self._expiries
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+
+        def chunk(data: bytes) -> None:
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            h.wfile.flush()
+        try:
+            while True:
+                with self._cond:
+                    if since < self.compacted or self._expiries != expiries:
+                        gone = status(410, "Expired", f"too old resource version: {since} ({self.compacted})")
+                        chunk(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+                        break
+                    if self._epoch != epoch:
+                        data = b'{"type":"MODIFIED","object":{"kind":'
+                        h.wfile.write(b"%x\r\n%s" % (len(data) + 10, data))
+                        h.wfile.flush()
+                        h.close_connection = True
+                        return
+                    events = [(v, t, o) for v, t, o in self.history if v > since and o.get("kind") == kind
+                              and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)]
+                    if not events:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(min(left, 0.5))
+                        continue
+                for v, t, o in events:
+                    chunk(json.dumps({"type": t, "object": o}).encode() + b"\n")
+                    since = v
+            h.wfile.write(b"0\r\n\r\n")
+            h.wfile.flush()
+        except OSError:
+            h.close_connection = True
 
     def deny(self, plural: str, code: int = 403) -> None:
         """Every request for ``plural`` answers a Status ``code`` (403 Forbidden, 404 NotFound...)."""
@@ -127,6 +216,12 @@ class ApiDouble:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
         self._server.daemon_threads = True
+        server = self._server
+
+        def quiet(request: Any, address: Any) -> None:   # a client that hung up on a watch: not news
+            if not isinstance(sys.exc_info()[1], OSError):
+                ThreadingHTTPServer.handle_error(server, request, address)
+        self._server.handle_error = quiet  # type: ignore[method-assign]
         threading.Thread(target=self._server.serve_forever, name="api-double", daemon=True).start()
         return self
 
@@ -202,6 +297,8 @@ class ApiDouble:
         if plural not in kinds or len(rest) > 2:
             return 404, status(404, "NotFound", "the server could not find the requested resource")
         kind, (_, _, _, namespaced) = kinds[plural]
+        if (query.get("watch") or [""])[0] in ("true", "1"):
+            return -1, (kind, namespace)
         items = [o for o in self.objects if o.get("kind") == kind
                  and (namespace is None or (o.get("metadata") or {}).get("namespace") == namespace)]
         if name is not None:
@@ -216,7 +313,7 @@ class ApiDouble:
                                              for k, v in want.items())]
         api_version = f"{group}/{version}" if group else version
         return 200, {"kind": f"{kind}List", "apiVersion": api_version,
-                     "metadata": {"resourceVersion": "1"},
+                     "metadata": {"resourceVersion": str(self.version)},
                      "items": [{"apiVersion": api_version, "kind": kind, **o} for o in items]}
 
 
@@ -235,7 +332,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for prefix, handler in self.owner._routes:
             if url.path.startswith(prefix):
                 return handler(self)
-        code, body = self.owner.answer(url.path, parse_qs(url.query))
+        query = parse_qs(url.query)
+        code, body = self.owner.answer(url.path, query)
+        if code == -1:
+            return self.owner.serve_watch(self, *body, query)
         self.send_json(code, body)
 
     def send_json(self, code: int, body: Any) -> None:
