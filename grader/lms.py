@@ -14,11 +14,18 @@ namespace's ``openshift.io/requester`` annotation (OpenShift sets it to the user
 the project) matched, without case, against the roster's login column(s).
 
 An exercise's column is the course file's ``lms: {ex3: "Lab 3: Storage (1234)"}`` name, else the
-exercise's title. A header cell matches it exactly, or after dropping Canvas's `` (id)`` suffix
-or Moodle's ``Type: `` prefix and `` (Real)``-style suffix. An exercise no column matches gets a
-new column at the end: Canvas creates a new assignment from a new column, and Moodle's CSV import
-offers to map it to a "new grade item"; its "Points Possible" cell (Canvas) is the exercise's
-maximum score.
+exercise's title. A header cell matches it exactly, or once Canvas's `` (1234)`` or Moodle's
+`` (Real)`` (and ``<Module>: ``) is set aside; a column the LMS treats as read-only (identity
+columns, Canvas's totals and "(read only)" columns, Moodle's totals, Percentage/Letter/Feedback
+views and export time) is never matched. An exercise no column matches gets a new column at the
+end: Canvas creates a new assignment from a new column, and Moodle's CSV import offers to map it
+to a "new grade item"; its "Points Possible" cell (Canvas) is the exercise's maximum score.
+
+Byte for byte: every line and cell the grader does not fill is written back exactly as read
+(quotes, line ends, BOM, Canvas's ``="..."`` around a name that starts with ``=``). Copied cells
+are not made "spreadsheet-safe": the LMS wrote them, the instructor already holds them in the
+export, and Canvas falls back to matching a student by name, so an altered name could match
+nobody. Only what the grader writes is checked: numbers, and the header of a new column.
 """
 from __future__ import annotations
 
@@ -71,9 +78,10 @@ class RoundTrip:
 
 
 def safe_cell(value: str) -> str:
-    """A cell no spreadsheet runs as a formula. Numbers and Moodle's lone ``-`` (no grade) stay
-    as they are, since an LMS must read them back; any other text that starts with ``= + - @``,
-    a tab or CR gets a leading apostrophe (student names are student-controlled)."""
+    """A cell no spreadsheet runs as a formula, for what the grader itself writes (a new column's
+    header, ``unmatched.csv``, whose namespace and requester names are student-controlled).
+    Numbers and Moodle's lone ``-`` (no grade) stay as they are; any other text that starts with
+    ``= + - @``, a tab or CR gets a leading apostrophe."""
     value = clean(value) if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in value) else value
     if value == "-" or _NUMBER.match(value.strip()):
         return value
