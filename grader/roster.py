@@ -193,12 +193,28 @@ def _moodle(roster: Roster, names: list[str]) -> None:
     roster.read_only |= {i for i, n in enumerate(names) if n.casefold() in _MOODLE_FIXED or _MOODLE_NOT_GRADE.search(n)}
 
 
+def _delimiter(text: str) -> str:
+    """The separator of the header row, counted outside quotes: ``,``; ``;`` (Canvas's and
+    Moodle's choice in decimal-comma locales); tab; or ``:`` (a Moodle export option), which
+    wins only where nothing else separates the header, since grade item names carry colons."""
+    first, quoted = text[:65536], False
+    for i, ch in enumerate(first):
+        if ch == '"':
+            quoted = not quoted
+        elif ch in "\r\n" and not quoted:
+            first = first[:i]
+            break
+    outside = re.sub(r'"[^"]*("|$)', "", first)
+    counts = {d: outside.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ":" if ":" in outside else ","
+
+
 def parse_roster(text: str, path: str = "roster.csv") -> Roster:
     """The roster in ``text``; a clear one-line ``UsageError`` when no shape fits."""
     bom = text.startswith("\ufeff")            # Excel and Canvas (if asked to) write one
     text = text[1:] if bom else text
-    first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count) if first else ","
+    delimiter = _delimiter(text)
     lines = split_lines(text, delimiter)
     if not any(c.strip() for line in lines for c in line.cells):
         raise _bad(path, "empty file: export the gradebook from the LMS, or give a CSV with a namespace or login column",
@@ -209,12 +225,14 @@ def parse_roster(text: str, path: str = "roster.csv") -> Roster:
     names = [h.strip() for h in lines[0].cells]
     ns_col = _find(names, "namespace")
     roster = Roster(path, PLAIN, lines, [], ns_col, delimiter=delimiter, bom=bom, lead=lead)
+    moodle_marks = any(n.endswith("(Real)") for n in names) or "Last downloaded from this course" in names
     if _is_canvas(names):
         roster.shape = CANVAS
         login = _find(names, "SIS Login ID")
         roster.login_columns = [login] if login is not None else []
         _canvas(roster, names)
-    elif _find(names, "First name") is not None and _find(names, "Email address") is not None:
+    elif (_find(names, "Email address") is not None or _find(names, "Username") is not None) and (
+            moodle_marks or _find(names, "First name") is not None):
         roster.shape = MOODLE
         roster.login_columns = [c for c in (_find(names, "Username"), _find(names, "Email address")) if c is not None]
         _moodle(roster, names)

@@ -169,3 +169,21 @@ def test_split_lines_reads_what_csv_reader_reads(text):
     lines = split_lines(text, ",")
     assert [line.cells for line in lines] == list(csv.reader(io.StringIO(text, newline="")))
     assert "".join(",".join(line.raw) + line.end for line in lines) == text
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", ":"])
+def test_moodle_separators(sep):
+    """Moodle's plain-text export offers comma, semicolon, colon and tab; item names carry colons."""
+    text = MOODLE_TEXT.replace(",", sep)
+    roster = parse_roster(text)
+    assert roster.delimiter == sep and roster.shape == MOODLE
+    out = _trip(text, CLASS, errors=BO_ERRORED).csv
+    assert sorted(_diff(text, out)) == [1, 2]
+
+
+def test_moodle_export_without_name_fields_is_still_moodle():
+    """A site may export only some profile fields; "(Real)" columns still say it is Moodle's."""
+    text = '"Email address","Quiz: Lab 2: Services (Real)","Last downloaded from this course"\njdoe@example.edu,-,1764300000\n'
+    roster = parse_roster(text)
+    assert roster.shape == MOODLE
+    assert _trip(text, {"jdoe@example.edu": 7.0}).csv == text.replace(",-,", ",7,")
