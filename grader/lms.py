@@ -225,9 +225,9 @@ def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], co
             at = width + len(added)
             added.append(col)
             if roster.shape == CANVAS and CANVAS_NOT_ASSIGNMENT.search(col.name):
-                notes.append(t("Canvas は「{c}」という列を合計欄とみなして取り込みません。コースファイルの lms: で"
+                notes.append(t("Canvas は {c} という列を合計欄とみなして取り込みません。コースファイルの lms: で"
                                "課題の列名を指定してください。",
-                               "Canvas ignores a column named \"{c}\" (it takes it for a total): name the assignment's "
+                               "Canvas ignores a column named {c} (it takes it for a total): name the assignment's "
                                "column with the course file's lms: mapping.", c=col.name))
         where[col.exercise] = at
     row_ns, unmatched = _rows_of(roster, by_ns, owners)

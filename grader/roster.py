@@ -241,9 +241,11 @@ def parse_roster(text: str, path: str = "roster.csv") -> Roster:
         roster.login_columns = [login] if login is not None else []
     else:
         raise _bad(path, "not a Canvas or Moodle gradebook export, and no namespace or login column "
-                   f"(header: {clean(', '.join(names))[:120]})",
+                   f"(header: {clean(', '.join(names))[:120]}; Moodle names the columns in the exporting "
+                   "user's language: export with Moodle set to English)",
                    "Canvas・Moodle の成績表エクスポートではなく、namespace 列も login 列もありません "
-                   f"(見出し: {clean(', '.join(names))[:120]})")
+                   f"(見出し: {clean(', '.join(names))[:120]}。Moodle は列名をエクスポートした人の表示言語で書くので、"
+                   "英語表示に切り替えてからエクスポートしてください)")
     if ns_col is None and not roster.login_columns:
         raise _bad(path, "no column to tell students apart (SIS Login ID, Username or Email address, login, namespace)",
                    "学生を識別する列がありません (SIS Login ID、Username か Email address、login、namespace)")

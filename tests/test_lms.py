@@ -157,6 +157,13 @@ def test_canvas_new_column_when_no_lms_mapping(capsys, klass, tmp_path):
     assert [r[:-1] for r in rows] == _rows_of_text(canvas_export(klass["logins"]))
 
 
+def test_a_new_canvas_column_named_like_a_total_is_reported(capsys, klass, tmp_path):
+    course = 'lms:\n  ex2: "Lab 2 Final Score"\n'
+    code, err, out = _run(capsys, klass, canvas_export(klass["logins"]), tmp_path, course=course)
+    assert _rows(out / "lms-import.csv")[0][-1] == "Lab 2 Final Score"
+    assert "Canvas ignores a column named “Lab 2 Final Score” (it takes it for a total)" in err
+
+
 def test_moodle_round_trip(capsys, klass, tmp_path):
     text = moodle_export(klass["logins"])
     code, err, out = _run(capsys, klass, text, tmp_path)
