@@ -218,7 +218,7 @@ def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], co
     width = len(roster.header)
     where: dict[str, int] = {}
     added: list[Column] = []
-    notes: list[str] = []
+    notes: list[Text] = []
     for col in columns:
         at = _header_match(roster, col.name)
         if at is None:
@@ -231,6 +231,7 @@ def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], co
                                "column with the course file's lms: mapping.", c=col.name))
         where[col.exercise] = at
     row_ns, unmatched = _rows_of(roster, by_ns, owners)
+    rows = roster.rows
     filled: dict[int, dict[int, str]] = {}
     unfilled = 0
     for i, ns in row_ns.items():
@@ -241,12 +242,12 @@ def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], co
             r = graded.get(ex)
             if _usable(r):
                 assert r is not None
-                row = roster.rows[i]
+                row = rows[i]
                 old = row[at] if at < len(row) else ""
                 new = _cell_for(roster, old, r.score)
                 if new != old or at >= width:
                     filled.setdefault(i, {})[at] = new
-    unfilled += sum(1 for i in range(len(roster.rows)) if roster.is_student(i) and i not in row_ns)
+    unfilled += sum(1 for i in range(len(rows)) if roster.is_student(i) and i not in row_ns)
     d = roster.delimiter
     out = [("\ufeff" if roster.bom else "") + roster.lead]
     for li, line in enumerate(roster.lines):

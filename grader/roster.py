@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .errors import UsageError
@@ -133,8 +134,9 @@ class Roster:
     def header(self) -> list[str]:
         return self.lines[0].cells
 
-    @property
+    @cached_property
     def rows(self) -> list[list[str]]:
+        """The cells of every line under the header (the lines are not changed once read)."""
         return [line.cells for line in self.lines[1:]]
 
     def is_student(self, i: int) -> bool:
