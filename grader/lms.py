@@ -14,11 +14,18 @@ namespace's ``openshift.io/requester`` annotation (OpenShift sets it to the user
 the project) matched, without case, against the roster's login column(s).
 
 An exercise's column is the course file's ``lms: {ex3: "Lab 3: Storage (1234)"}`` name, else the
-exercise's title. A header cell matches it exactly, or after dropping Canvas's `` (id)`` suffix
-or Moodle's ``Type: `` prefix and `` (Real)``-style suffix. An exercise no column matches gets a
-new column at the end: Canvas creates a new assignment from a new column, and Moodle's CSV import
-offers to map it to a "new grade item"; its "Points Possible" cell (Canvas) is the exercise's
-maximum score.
+exercise's title. A header cell matches it exactly, or once Canvas's `` (1234)`` or Moodle's
+`` (Real)`` (and ``<Module>: ``) is set aside; a column the LMS treats as read-only (identity
+columns, Canvas's totals and "(read only)" columns, Moodle's totals, Percentage/Letter/Feedback
+views and export time) is never matched. An exercise no column matches gets a new column at the
+end: Canvas creates a new assignment from a new column, and Moodle's CSV import offers to map it
+to a "new grade item"; its "Points Possible" cell (Canvas) is the exercise's maximum score.
+
+Byte for byte: every line and cell the grader does not fill is written back exactly as read
+(quotes, line ends, BOM, Canvas's ``="..."`` around a name that starts with ``=``). Copied cells
+are not made "spreadsheet-safe": the LMS wrote them, the instructor already holds them in the
+export, and Canvas falls back to matching a student by name, so an altered name could match
+nobody. Only what the grader writes is checked: numbers, and the header of a new column.
 """
 from __future__ import annotations
 
@@ -32,10 +39,10 @@ from typing import Mapping, Sequence
 
 from .errors import ClusterUnavailable, InfraError
 from .kube import Api
-from .i18n import Raw, t
+from .i18n import Raw, Text, t
 from .reports import format_number, write_atomic
 from .results import ExerciseResult, Outcome
-from .roster import Roster
+from .roster import CANVAS, CANVAS_NOT_ASSIGNMENT, MOODLE, Roster
 from .sanitize import clean
 from .settings import Settings
 from .specs import ExerciseSpec
@@ -47,7 +54,7 @@ UNMATCHED = "unmatched.csv"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _CANVAS_ID = re.compile(r"^(.*\S)\s+\(\d+\)$")
-_MOODLE_ITEM = re.compile(r"^(?:[^:]{1,40}:\s*)?(.*?)(?:\s+\((?:Real|Percentage|Letter)\))?$")
+_MOODLE_REAL = re.compile(r"^(.*\S)\s+\(Real\)$")
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,14 @@ class RoundTrip:
     unmatched_csv: str
     unmatched: list[tuple[str, str, str]] = field(default_factory=list)   # namespace, requester, reason
     unfilled_rows: int = 0
+    notes: list[Text] = field(default_factory=list)                         # said on stderr
 
 
 def safe_cell(value: str) -> str:
-    """A cell no spreadsheet runs as a formula. Numbers and Moodle's lone ``-`` (no grade) stay
-    as they are, since an LMS must read them back; any other text that starts with ``= + - @``,
-    a tab or CR gets a leading apostrophe (student names are student-controlled)."""
+    """A cell no spreadsheet runs as a formula, for what the grader itself writes (a new column's
+    header, ``unmatched.csv``, whose namespace and requester names are student-controlled).
+    Numbers and Moodle's lone ``-`` (no grade) stay as they are; any other text that starts with
+    ``= + - @``, a tab or CR gets a leading apostrophe."""
     value = clean(value) if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in value) else value
     if value == "-" or _NUMBER.match(value.strip()):
         return value
@@ -106,18 +115,25 @@ def requesters(api: Api, names: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _header_match(header: Sequence[str], name: str) -> int | None:
-    cells = [h.strip() for h in header]
-    if name.strip() in cells:
-        return cells.index(name.strip())
+def _header_match(roster: Roster, name: str) -> int | None:
+    """The column an exercise fills: a header equal to ``name``, else (Canvas) ``name (1234)``, or
+    (Moodle) ``name (Real)`` / ``<Module>: name (Real)``. Never a read-only column (identity,
+    totals, Moodle's Percentage/Letter/Feedback views of the same item, the export time)."""
+    cells = [h.strip() for h in roster.header]
     want = name.strip().casefold()
-    for i, cell in enumerate(cells):
-        canvas = _CANVAS_ID.match(cell)
-        if canvas and canvas.group(1).casefold() == want:
+    open_cols = [i for i in range(len(cells)) if i not in roster.read_only]
+    for i in open_cols:
+        if cells[i].casefold() == want:
             return i
-        moodle = _MOODLE_ITEM.match(cell)
-        if moodle and moodle.group(1).strip().casefold() == want and ":" in cell:
-            return i
+    for i in open_cols:
+        if roster.shape == CANVAS:
+            canvas = _CANVAS_ID.match(cells[i])
+            if canvas and canvas.group(1).casefold() == want:
+                return i
+        elif roster.shape == MOODLE:
+            moodle = _MOODLE_REAL.match(cells[i])
+            if moodle and want in (moodle.group(1).casefold(), moodle.group(1).split(": ", 1)[-1].casefold()):
+                return i
     return None
 
 
@@ -168,24 +184,55 @@ def _usable(r: ExerciseResult | None) -> bool:
     return r is not None and r.error is None and not any(c.outcome is Outcome.ERROR for c in r.checks)
 
 
+def _number(cell: str) -> float | None:
+    text = cell.strip().replace(",", ".")
+    try:
+        return float(text) if _NUMBER.match(text) and not text.endswith("%") else None
+    except ValueError:
+        return None
+
+
+def _cell_for(roster: Roster, old: str, score: float) -> str:
+    """What a graded cell becomes. The old text where it already says this score ("9.00" for 9:
+    the file stays byte for byte and no LMS sees a change), where Canvas says "EX" (the instructor
+    excused the student) or "N/A" (the assignment is not assigned to the student: Canvas ignores
+    the cell anyway); else the score, with a decimal comma where the export uses one."""
+    if roster.shape == CANVAS and old.strip().upper() in ("EX", "N/A"):
+        return old
+    if _number(old) == score:
+        return old
+    text = format_number(score)
+    return text.replace(".", ",") if roster.decimal_comma else text
+
+
+def _quote(value: str, delimiter: str, was_quoted: bool) -> str:
+    if was_quoted or any(ch in value for ch in (delimiter, '"', "\r", "\n")):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], columns: Sequence[Column],
                owners: Mapping[str, str]) -> RoundTrip:
-    """The import file and the unmatched list (see the module docstring for every rule)."""
-    header = list(roster.header)
-    rows = [list(r) for r in roster.rows]
-    width = len(header)
-    for r in rows:
-        r.extend([""] * (width - len(r)))
+    """The import file and the unmatched list (see the module docstring for every rule). Every
+    line, cell and line end the grader does not fill is written back exactly as read."""
+    width = len(roster.header)
     where: dict[str, int] = {}
+    added: list[Column] = []
+    notes: list[Text] = []
     for col in columns:
-        at = _header_match(header, col.name)
+        at = _header_match(roster, col.name)
         if at is None:
-            header.append(col.name)
-            at = len(header) - 1
-            for i, r in enumerate(rows):
-                r.append(format_number(col.max_score) if i == roster.points_row else "")
+            at = width + len(added)
+            added.append(col)
+            if roster.shape == CANVAS and CANVAS_NOT_ASSIGNMENT.search(col.name):
+                notes.append(t("Canvas は {c} という列を合計欄とみなして取り込みません。コースファイルの lms: で"
+                               "課題の列名を指定してください。",
+                               "Canvas ignores a column named {c} (it takes it for a total): name the assignment's "
+                               "column with the course file's lms: mapping.", c=col.name))
         where[col.exercise] = at
     row_ns, unmatched = _rows_of(roster, by_ns, owners)
+    rows = roster.rows
+    filled: dict[int, dict[int, str]] = {}
     unfilled = 0
     for i, ns in row_ns.items():
         graded = _graded(by_ns.get(ns, []))
@@ -195,15 +242,28 @@ def lms_import(roster: Roster, by_ns: Mapping[str, Sequence[ExerciseResult]], co
             r = graded.get(ex)
             if _usable(r):
                 assert r is not None
-                rows[i][at] = format_number(r.score)
+                row = rows[i]
+                old = row[at] if at < len(row) else ""
+                new = _cell_for(roster, old, r.score)
+                if new != old or at >= width:
+                    filled.setdefault(i, {})[at] = new
     unfilled += sum(1 for i in range(len(rows)) if roster.is_student(i) and i not in row_ns)
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=roster.dialect_delimiter, lineterminator="\r\n")
-    writer.writerow([safe_cell(h) for h in header])
-    for r in rows:
-        writer.writerow([safe_cell(c) for c in r])
-    text = ("\ufeff" if roster.bom else "") + out.getvalue()
-    return RoundTrip(text, _unmatched_csv(unmatched, by_ns, columns), unmatched, unfilled)
+    d = roster.delimiter
+    out = [("\ufeff" if roster.bom else "") + roster.lead]
+    for li, line in enumerate(roster.lines):
+        raw = list(line.raw)
+        if li == 0:
+            raw += [_quote(safe_cell(c.name), d, False) for c in added]
+        elif line.cells:
+            cells = filled.get(li - 1, {})
+            if added or any(at >= len(raw) for at in cells):
+                raw += [""] * (width - len(raw))
+                raw += [format_number(c.max_score) if li - 1 == roster.points_row else "" for c in added]
+            for at, value in cells.items():
+                raw[at] = _quote(value, d, raw[at].startswith('"'))
+        out.append(d.join(raw) + line.end)
+    text = "".join(out)
+    return RoundTrip(text, _unmatched_csv(unmatched, by_ns, columns), unmatched, unfilled, notes)
 
 
 def _unmatched_csv(unmatched: list[tuple[str, str, str]], by_ns: Mapping[str, Sequence[ExerciseResult]],
@@ -245,6 +305,8 @@ def write_round_trip(api: Api, settings: Settings, specs: Sequence[ExerciseSpec]
                             "{n} graded namespace(s) match no roster row (their scores are in {f}): {ns}",
                             n=len(trip.unmatched), f=Raw(str(out_dir / UNMATCHED)), ns=Raw(names)).get(lang),
               file=sys.stderr)
+    for note in trip.notes:
+        print("grade: " + note.get(lang), file=sys.stderr)
     if trip.unfilled_rows:
         print("grade: " + t("名簿の {n} 行には採点した名前空間がないため、元の値のままです。",
                             "{n} roster row(s) have no graded namespace; their cells keep the roster's values.",

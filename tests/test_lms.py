@@ -15,35 +15,28 @@ from grader.cli import main
 from grader.lms import REQUESTER, safe_cell
 from grader.roster import CANVAS, MOODLE, PLAIN, parse_roster
 
-# A Canvas gradebook export (Grades > Actions > Export), written after Instructure's guide "How do
-# I export grades in the Gradebook?" as republished by VCU (read-only Current/Final/Unposted score
-# columns; https://ts.vcu.edu/askit/teaching-and-learning/canvas/faculty/grading-faculty/
-# gradebook-action-menu-faculty/) and Ohio State's "Import a CSV file to Carmen Grades" (the
-# identity columns Student, ID, SIS User ID, SIS Login ID, Section, then the assignment columns;
-# a new assignment column creates a new assignment; https://teaching.resources.osu.edu/toolsets/
-# carmencanvas/guides/calculating-final-grades/import-csv-file-carmen-grades). The "Title (id)"
-# headers and the blank-padded "Points Possible" row with "(read only)" cells are Canvas's export
-# layout as commonly seen, not copied from a recorded file.
-CANVAS_EXPORT = """\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Lab 1: Pods (1001),Lab 2: Services (1002),Current Score,Unposted Current Score,Final Score,Unposted Final Score
-    Points Possible,,,,,10.00,10.00,(read only),(read only),(read only),(read only)
-"Doe, Jane",4101,S001,{a},Section A,9.00,,90.00,90.00,45.00,45.00
-"Smith, Alex",4102,S002,{b},Section A,8.00,3.00,55.00,55.00,55.00,55.00
-"Wong, Bo",4103,S003,{c},Section B,10.00,7.00,85.00,85.00,85.00,85.00
-"=HYPERLINK(""http://evil.example/""),Eve",4104,S004,{d},Section B,,9.00,90.00,90.00,45.00,45.00
-"""
+# The Canvas and Moodle exports are built from the LMSs' own exporter code (instructure/canvas-lms
+# lib/gradebook_exporter.rb, moodle/moodle grade/export/txt/grade_export_txt.php) and read by the
+# rules of their importers; tests/fixtures/lms/SOURCES.md says cell by cell where each detail
+# comes from. Logins are swapped for this run's users; every other byte stays as in the file.
+FIXTURES = Path(__file__).parent / "fixtures" / "lms"
+LOGINS = {"a": "jdoe@example.edu", "b": "asmith@example.edu", "c": "bwong@example.edu", "d": "eve@example.edu"}
 
-# A Moodle grades export (Grades > Export > Plain text file), after MoodleDocs "Grade export" and
-# "Grade import" (https://docs.moodle.org/27/en/Grade_import: the import reads the export's own
-# format; "Identify user by" maps a CSV column such as "Email address" to the user's e-mail; "-"
-# is how the export shows no grade) and Moodle's own behat fixture grade/tests/behat/
-# grade_import.feature (users student1..3 with email studentN@example.com). The identity columns
-# are the default "showuseridentity" (email) plus the fixed name and ID number columns.
-MOODLE_EXPORT = """First name,Last name,ID number,Institution,Department,Email address,Assignment: Lab 1: Pods (Real),Assignment: Lab 2: Services (Real),Course total (Real),Last downloaded from this course
-Jane,Doe,,,,{a},9.00,-,9.00,1764300000
-Alex,Smith,,,,{b},8.00,3.00,11.00,1764300000
-Bo,Wong,,,,{c},10.00,7.00,17.00,1764300000
-Eve,@SUM(1+1),,,,{d},-,9.00,9.00,1764300000
-"""
+
+def _export(name: str, logins: dict[str, str]) -> str:
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    for k, login in LOGINS.items():
+        text = text.replace(login, logins[k])
+    return text
+
+
+def canvas_export(logins: dict[str, str]) -> str:
+    return _export("canvas-gradebook-export.csv", logins)
+
+
+def moodle_export(logins: dict[str, str]) -> str:
+    return _export("moodle-grades-export.csv", logins)
+
 
 # A plain roster the instructor writes: a namespace for some rows, a login for the others.
 PLAIN_ROSTER = """name,login,namespace
@@ -94,7 +87,7 @@ def klass(cluster, api, tmp_path_factory):
 
 def _run(capsys, klass, roster_text: str, tmp_path: Path, course: str | None = COURSE) -> tuple[int, str, Path]:
     roster = tmp_path / "export.csv"
-    roster.write_text(roster_text, encoding="utf-8")
+    roster.write_bytes(roster_text.encode("utf-8"))
     out = tmp_path / "out"
     args = ["ex2", "--kubeconfig", str(klass["kubeconfig"]), "--wait", "0", "--quiet", "--lang", "en",
             "--out", str(out), "--roster", str(roster), "--namespace-pattern", f"lms-{klass['tag']}-*"]
@@ -118,21 +111,33 @@ def _check_unmatched(out: Path, klass, err: str) -> None:
     assert "1 graded namespace(s) match no roster row" in err and stray in err
 
 
+def _changed_lines(before: str, after: str) -> dict[int, tuple[str, str]]:
+    """Lines that differ, by index (the files must have the same number of lines)."""
+    old, new = before.split("\n"), after.split("\n")
+    assert len(old) == len(new)
+    return {i: (o, n) for i, (o, n) in enumerate(zip(old, new)) if o != n}
+
+
 def test_canvas_round_trip(capsys, klass, tmp_path):
-    text = CANVAS_EXPORT.format(**klass["logins"])
+    text = canvas_export(klass["logins"])
     code, err, out = _run(capsys, klass, text, tmp_path)
     assert code == 1                       # b failed checks (that outranks c's grader error)
+    written = (out / "lms-import.csv").read_bytes().decode("utf-8")
+    # Byte for byte the export, but for the two cells the grader fills: Jane's empty Lab 2 gets
+    # 10, Alex's 3.00 becomes 4. Bo's grader error keeps 7.00, Eve has no namespace and keeps
+    # 9.00, the test student is nobody's; the header, the Manual Posting row, the "    Points
+    # Possible" row with its leading spaces, the read-only totals, Canvas's own ="..." around
+    # Eve's name, the quoted "Doe, Jane" and the LF line ends are all as exported.
+    changed = _changed_lines(text, written)
+    assert sorted(changed) == [3, 4]
+    assert changed[3][1] == changed[3][0].replace(",9.00,,9.00,", ",9.00,10,9.00,", 1)
+    assert changed[4][1] == changed[4][0].replace(",8.00,3.00,", ",8.00,4,", 1)
+    assert written.split("\n")[2].startswith("    Points Possible,")
+    assert "\r" not in written and not written.startswith("\ufeff")
     before, after = _rows_of_text(text), _rows(out / "lms-import.csv")
-    assert (out / "lms-import.csv").read_bytes().startswith("\ufeff".encode())   # the BOM Canvas wrote
-    assert after[0] == before[0]                                            # header kept, no new column
-    assert after[1] == before[1]                                            # Points Possible row kept
-    assert [r[:5] for r in after[2:5]] == [r[:5] for r in before[2:5]]      # identity columns, row order
-    col = before[0].index("Lab 2: Services (1002)")
-    assert [r[col] for r in after[2:]] == ["10", "4", "7.00", "9.00"]       # c: error keeps 7; d: no namespace
-    assert [r[5] for r in after[2:]] == [r[5] for r in before[2:]]          # Lab 1 untouched
-    assert after[5][0].startswith("'=HYPERLINK")                            # formula neutralised
-    assert "total" not in after[0] and "errors" not in after[0]
+    assert after[0] == before[0] and "total" not in after[0] and "errors" not in after[0]
     _check_unmatched(out, klass, err)
+    assert "1 roster row(s) have no graded namespace" in err          # Eve; not the test student
     assert klass["ns"]["stray"] in (out / "index.html").read_text(encoding="utf-8")   # the class page, too
 
 
@@ -140,29 +145,38 @@ def _rows_of_text(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
 
 
-def test_canvas_header_rule_holds_for_the_import_file(capsys, klass, tmp_path):
-    code, _, out = _run(capsys, klass, CANVAS_EXPORT.format(**klass["logins"]), tmp_path, course=None)
-    header = _rows(out / "lms-import.csv")[0]
-    assert "Student" in header[0] and header[1] == "ID"
-    assert header[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-    # No lms: mapping: the column is the exercise's title, new at the end (Canvas creates the assignment).
-    assert header[-1] == "Expose the Pod with a Service"
+def test_canvas_new_column_when_no_lms_mapping(capsys, klass, tmp_path):
+    code, _, out = _run(capsys, klass, canvas_export(klass["logins"]), tmp_path, course=None)
     rows = _rows(out / "lms-import.csv")
-    assert rows[1][-1] == "10"                                              # its Points Possible
-    assert [r[-1] for r in rows[2:]] == ["10", "4", "", ""]
+    assert rows[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    # No lms: mapping: the column is the exercise's title, new at the end (Canvas creates the assignment).
+    assert rows[0][-1] == "Expose the Pod with a Service"
+    assert rows[1][-1] == ""                                               # the Manual Posting row
+    assert rows[2][0] == "    Points Possible" and rows[2][-1] == "10"    # its points
+    assert [r[-1] for r in rows[3:]] == ["10", "4", "", "", ""]
+    assert [r[:-1] for r in rows] == _rows_of_text(canvas_export(klass["logins"]))
+
+
+def test_a_new_canvas_column_named_like_a_total_is_reported(capsys, klass, tmp_path):
+    course = 'lms:\n  ex2: "Lab 2 Final Score"\n'
+    code, err, out = _run(capsys, klass, canvas_export(klass["logins"]), tmp_path, course=course)
+    assert _rows(out / "lms-import.csv")[0][-1] == "Lab 2 Final Score"
+    assert "Canvas ignores a column named “Lab 2 Final Score” (it takes it for a total)" in err
 
 
 def test_moodle_round_trip(capsys, klass, tmp_path):
-    text = MOODLE_EXPORT.format(**klass["logins"])
+    text = moodle_export(klass["logins"])
     code, err, out = _run(capsys, klass, text, tmp_path)
-    before, after = _rows_of_text(text), _rows(out / "lms-import.csv")
-    assert after[0] == before[0] and len(after) == len(before)
-    assert [r[:6] for r in after[1:4]] == [r[:6] for r in before[1:4]]
-    col = before[0].index("Assignment: Lab 2: Services (Real)")
-    assert [r[col] for r in after[1:]] == ["10", "4", "7.00", "9.00"]
-    assert after[4][1] == "'@SUM(1+1)"
-    assert [r[6] for r in after[1:]] == [r[6] for r in before[1:]]         # "-" stays "-"
-    assert not (out / "lms-import.csv").read_bytes().startswith("\ufeff".encode())
+    written = (out / "lms-import.csv").read_bytes().decode("utf-8")
+    # Jane's "-" (no grade) becomes 10 and Alex's 3.00 becomes 4 in the (Real) column only; the
+    # (Percentage) view of the same item, Course total, "Last downloaded from this course", the
+    # fputcsv quoting ("First name", "30.00 %") and Eve's @SUM name stay as exported.
+    changed = _changed_lines(text, written)
+    assert sorted(changed) == [1, 2]
+    assert changed[1][1] == changed[1][0].replace(",9.00,-,-,", ",9.00,10,-,", 1)
+    assert changed[2][1] == changed[2][0].replace(",8.00,3.00,", ",8.00,4,", 1)
+    assert written.startswith('"First name","Last name","ID number",Institution,')
+    assert not written.startswith("\ufeff")
     _check_unmatched(out, klass, err)
 
 
@@ -171,7 +185,7 @@ def test_plain_round_trip_namespace_column_wins(capsys, klass, tmp_path):
     code, err, out = _run(capsys, klass, text, tmp_path)
     after = _rows(out / "lms-import.csv")
     assert after[0] == ["name", "login", "namespace", "Lab 2: Services"]
-    assert [r[0] for r in after[1:]] == ["Jane Doe", "Alex Smith", "Bo Wong", "'-Eve"]
+    assert [r[0] for r in after[1:]] == ["Jane Doe", "Alex Smith", "Bo Wong", "-Eve"]     # as given
     assert [r[3] for r in after[1:]] == ["10", "4", "", ""]
     _check_unmatched(out, klass, err)
     assert "1 roster row(s) have no graded namespace" in err      # Eve
@@ -182,9 +196,9 @@ def test_a_login_with_two_namespaces_keeps_the_old_value(capsys, cluster, api, k
     other = _make_ns(api, f"lms-{tag}-z-second", klass["logins"]["b"], "good")
     try:
         cluster.settle()
-        code, err, out = _run(capsys, klass, CANVAS_EXPORT.format(**klass["logins"]), tmp_path)
+        code, err, out = _run(capsys, klass, canvas_export(klass["logins"]), tmp_path)
         col = _rows(out / "lms-import.csv")[0].index("Lab 2: Services (1002)")
-        assert _rows(out / "lms-import.csv")[3][col] == "3.00"
+        assert _rows(out / "lms-import.csv")[4][col] == "3.00"
         reasons = {r["namespace"]: r["reason"] for r in csv.DictReader(io.StringIO((out / "unmatched.csv").read_text()))}
         assert reasons[other].startswith("the login owns several graded namespaces")
         assert reasons[klass["ns"]["b"]] == reasons[other]
@@ -194,10 +208,10 @@ def test_a_login_with_two_namespaces_keeps_the_old_value(capsys, cluster, api, k
 
 # --- shapes and errors --------------------------------------------------------------------------
 def test_shapes_are_told_apart_by_the_header():
-    assert parse_roster(CANVAS_EXPORT.format(a="a", b="b", c="c", d="d")).shape == CANVAS
-    canvas = parse_roster(CANVAS_EXPORT.format(a="a", b="b", c="c", d="d"))
-    assert canvas.points_row == 0 and not canvas.is_student(0) and canvas.is_student(1)
-    assert parse_roster(MOODLE_EXPORT.format(a="a", b="b", c="c", d="d")).shape == MOODLE
+    canvas = parse_roster(canvas_export(LOGINS))
+    assert canvas.shape == CANVAS and canvas.points_row == 1
+    assert [canvas.is_student(i) for i in range(len(canvas.rows))] == [False, False, True, True, True, True, False]
+    assert parse_roster(moodle_export(LOGINS)).shape == MOODLE
     assert parse_roster("namespace,score\nns1,1\n").shape == PLAIN
     semicolons = parse_roster("login;name\njdoe;Jane\n")
     assert semicolons.shape == PLAIN and semicolons.logins(0) == ["jdoe"]
