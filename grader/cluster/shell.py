@@ -18,6 +18,10 @@ from typing import Any
 from .workloads import Unavailable, _files as volume_files, lookup_image, serve, service_backend
 
 Result = tuple[bytes, bytes, int]
+# Directories every UBI/s2i image has (and httpd's empty document root, /var/www/html, which the
+# Red Hat httpd-24 image creates; a student looks there before mounting an index.html).
+_BASE_DIRS = frozenset(("/etc", "/var", "/var/lib", "/var/log", "/tmp", "/usr", "/bin", "/proc", "/dev",
+                        "/opt", "/opt/app-root", "/opt/app-root/src", "/root", "/home", "/run", "/sys"))
 _MAX_OUT = 1 << 20
 
 
@@ -113,7 +117,8 @@ class Container:
     def is_dir(self, path: str) -> bool:
         p = path.rstrip("/") or "/"
         return p == "/" or p in self.mounts or any(f.startswith(p + "/") for f in self.files) or \
-            any(m.startswith(p + "/") for m in self.mounts) or p in ("/etc", "/var", "/tmp", "/usr", "/bin", "/proc")
+            any(m.startswith(p + "/") for m in self.mounts) or p in _BASE_DIRS or \
+            ("httpd" in (self.c.get("image") or "") and p in ("/var/www", "/var/www/html"))
 
     def listing(self, path: str) -> list[str]:
         p = path.rstrip("/") or "/"
@@ -264,6 +269,13 @@ def run(ctr: Container, argv: list[str]) -> Result:
                 rows.append((f"/dev/rbd{len(rows)}", size, "24K", size, "1%", m))
             elif kind in ("configMap", "secret"):
                 rows.append(("tmpfs", "15G", "12K", "15G", "1%", m))
+        wanted = [posixpath.normpath(a) for a in args if not a.startswith("-")]
+        if wanted:     # ``df PATH``: the one filesystem holding each path (coreutils df)
+            missing = [a for a in wanted if a not in ctr.files and not ctr.is_dir(a)]
+            if missing:
+                return b"", f"df: {missing[0]}: No such file or directory\n".encode(), 1
+            rows = [max((r for r in rows if a == r[5] or a.startswith(r[5].rstrip("/") + "/")),
+                        key=lambda r: len(r[5])) for a in wanted]
         text = "Filesystem      Size  Used Avail Use% Mounted on\n" + "".join(
             f"{a:<15} {b:>4}  {c:>4} {d:>5} {e:>4} {f}\n" for a, b, c, d, e, f in rows)
         return text.encode(), b"", 0
@@ -288,6 +300,7 @@ def run(ctr: Container, argv: list[str]) -> Result:
 
 def script(ctr: Container, text: str) -> Result:
     """``sh -c TEXT``: commands joined by ``;``, ``&&`` and ``||`` (no pipes or redirections)."""
+    text = _expand(text, dict(ctr.env()))
     try:
         lex = shlex.shlex(text, posix=True, punctuation_chars=";&|")
         lex.whitespace_split = True
@@ -308,3 +321,37 @@ def script(ctr: Container, text: str) -> Result:
         else:
             cur.append(tok)
     return out, err, rc
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` as sh expands them before it runs a line: not inside single
+    quotes; the value stays one word inside double quotes and is split on blanks outside, and
+    never becomes an operator (a ``;`` in a Secret's value is text)."""
+    out, i, quote = [], 0, ""
+    while i < len(text):
+        ch = text[i]
+        if ch == "'" and quote != '"':
+            quote = "" if quote == "'" else "'"
+        elif ch == '"' and quote != "'":
+            quote = "" if quote == '"' else '"'
+        elif ch == "\\" and quote != "'" and i + 1 < len(text):
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        elif ch == "$" and quote != "'":
+            braced = text[i + 1:i + 2] == "{"
+            j = i + 2 if braced else i + 1
+            k = j
+            while k < len(text) and (text[k].isalnum() or text[k] == "_"):
+                k += 1
+            if k > j and (not braced or text[k:k + 1] == "}"):
+                value = env.get(text[j:k], "")
+                if quote:
+                    out.append("".join("\\" + c if c in '"\\' else c for c in value))
+                else:
+                    out.append("".join(c if c.isalnum() or c in " \t" else "\\" + c for c in value))
+                i = k + 1 if braced else k
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
