@@ -136,7 +136,10 @@ def test_kubectl_exec(kubectl):
     assert (r.returncode, r.stdout) == (0, "hello")
     r = kubectl("exec", "hello-env", "--", "ls", "/etc/config")
     assert (r.returncode, r.stdout) == (0, "GREETING\n")
-    r = kubectl("exec", "hello-env", "--", "frobnicate")
+    r = kubectl("exec", "hello-env", "--", "frobnicate")     # no shell: the runtime refuses (runc via CRI-O)
+    assert r.returncode == 126 and 'exec: "frobnicate": executable file not found in $PATH' in r.stderr
+    assert "command terminated with exit code 126" in r.stderr
+    r = kubectl("exec", "hello-env", "--", "sh", "-c", "frobnicate")
     assert r.returncode == 127 and "sh: frobnicate: command not found" in r.stderr
 
 

@@ -5,8 +5,10 @@ environment as the kubelet builds it: ``env``, ``envFrom`` with prefixes, ``valu
 ConfigMaps, Secrets and the downward API, the ``KUBERNETES_*`` and per-service variables),
 ``cat``/``ls`` over the mounted ConfigMap and Secret files and the claim's mount point,
 ``df -h``, ``hostname``, ``id``, ``curl``/``wget`` of a service or pod inside the sandbox, and
-``sh -c`` of those joined by ``;``, ``&&`` or ``||``. Anything else answers as a shell does:
-``sh: X: command not found``, exit 127. Nothing here writes: the commands only read the store.
+``sh -c`` of those joined by ``;``, ``&&`` or ``||`` (with ``$VAR`` expanded). Anything else
+answers as a shell does inside ``sh -c`` (``sh: X: command not found``, exit 127) and as the
+runtime does when exec'd directly (exit 126, ``exec_argv``). Nothing here writes: the commands
+only read the store.
 """
 from __future__ import annotations
 
@@ -296,6 +298,23 @@ def run(ctr: Container, argv: list[str]) -> Result:
     if cmd == "false":
         return b"", b"", 1
     return b"", f"sh: {argv[0]}: command not found\n".encode(), 127
+
+
+_PROGRAMS = frozenset(("sh", "bash", "ash", "env", "printenv", "cat", "ls", "df", "hostname", "id", "whoami",
+                       "curl", "wget", "echo", "pwd", "true", "false"))
+
+
+def exec_argv(ctr: Container, argv: list[str]) -> Result:
+    """What ``kubectl exec POD -- CMD ARGS`` runs: the runtime starts CMD itself, no shell, so a
+    program the image lacks is the OCI runtime's refusal and exit 126, as runc reports it through
+    CRI-O (recorded in docker/for-linux#246 and joeferner/redis-commander#516: ``OCI runtime exec
+    failed: exec failed: unable to start container process: exec: "X": executable file not found
+    in $PATH: unknown`` then ``command terminated with exit code 126``); inside ``sh -c`` it is the
+    shell's ``command not found``, 127."""
+    if argv and "/" not in argv[0] and argv[0] not in _PROGRAMS:
+        return b"", (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
+                     "executable file not found in $PATH: unknown\n").encode(), 126
+    return run(ctr, argv)
 
 
 def script(ctr: Container, text: str) -> Result:
