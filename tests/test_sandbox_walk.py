@@ -273,6 +273,13 @@ def test_walk_ex2(student):
     k("get", "endpointslices", "-l", "kubernetes.io/service-name=hello", out=("IPv4", "8080"))
     k("describe", "service", "hello", out=("TargetPort:        8080/TCP", ":8080"))
     k("exec", "hello", "--", "curl", "-s", "http://hello/", out="Test Page")    # 403 page: no index.html yet
+    # a throw-away client pod: runs to its end, kubectl prints its log and removes it
+    k("run", "tmp", "--rm", "-i", "--restart=Never", "--image=registry.access.redhat.com/ubi9/ubi", "--",
+      "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://hello/", out=("403", 'pod "tmp" deleted'))
+    k("run", "typo", "--restart=Never", "--image=busybox", "--", "wget", "-qO-", "http://helo/", out="pod/typo created")
+    k("wait", "--for=jsonpath={.status.phase}=Failed", "pod/typo", "--timeout=60s")
+    k("logs", "typo", out="wget: bad address 'helo'")
+    assert k("get", "pod", "typo").split("\n")[1].split()[1:3] == ["0/1", "Error"]
     k.grade("ex2")
 
 

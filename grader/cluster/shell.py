@@ -196,8 +196,10 @@ def _curl(ctr: Container, args: list[str], wget: bool) -> Result:
         code, headers, body = _http(ctr, url if "://" in url else "http://" + url,
                                     "Wget" if wget else "curl/7.29.0")
     except OSError as exc:
-        if wget:
-            return b"", f"wget: can't connect to remote host: Connection refused\n".encode(), 1
+        if wget:       # busybox wget's words for a name that does not resolve / a refused connection
+            host = (url.split("://", 1)[-1].split("/", 1)[0]).split(":", 1)[0]
+            why = f"bad address '{host}'" if exc.errno == 6 else "can't connect to remote host: Connection refused"
+            return b"", f"wget: {why}\n".encode(), 1
         return b"", (f"curl: ({exc.errno}) {exc.strerror}\n".encode() if "s" not in flags or "S" in flags else b""), exc.errno or 7
     if wget:
         if code >= 400:
