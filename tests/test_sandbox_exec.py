@@ -196,3 +196,13 @@ def test_exec_output_is_bounded(core, app):
     core.patch_namespaced_config_map("cfg", app, {"data": {"BIG": big}})
     out, code = _exec(core, app, "cat", *(["/etc/config/BIG"] * 20))
     assert code == 0 and 1 << 20 <= len(out) <= (1 << 20) + 1
+
+
+@needs_kubectl()
+def test_port_forward_and_attach_say_what_to_use_instead(kubectl):
+    """Not simulated, so answered with a 400 that names the way that works, not a 404 that looks broken."""
+    r = kubectl("port-forward", "pod/hello-env", "18080:8080")
+    assert r.returncode == 1 and "port-forward is not simulated by grade sandbox" in r.stderr
+    assert "could not find the requested resource" not in r.stderr and "--connect-to" in r.stderr
+    r = kubectl("attach", "hello-env")
+    assert r.returncode == 1 and "kubectl logs -f" in r.stderr
