@@ -374,3 +374,25 @@ def test_walk_ex7(student):
     assert page.returncode == 0 and "Hello from the capstone" in page.stdout, page
     k("exec", "db", "--", "printenv", "POSTGRESQL_ADMIN_PASSWORD", out="pgpass")
     k.grade("ex7")
+
+
+def test_walk_typos(student):
+    """A student's usual slips, refused with a real cluster's words (not silently taken, not an
+    "openapi" failure): a misspelt field, a kind under the wrong apiVersion, a misspelt kind."""
+    k = student
+    k("apply", "-f", k.write("pod.yaml", POD.replace("containerPort", "containerport")), rc=1,
+      err='error when creating "pod.yaml": Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+          'unknown field "spec.containers[0].ports[0].containerport"')
+    k("create", "-f", k.write("rc.yaml", RC.replace("    spec:\n      containers:", "    spec:\n      container:")),
+      rc=1, err='unknown field "spec.template.spec.container"')
+    k("apply", "-f", k.write("wrong-group.yaml", POD.replace("apiVersion: v1", "apiVersion: apps/v1")), rc=1,
+      err='no matches for kind "Pod" in version "apps/v1"')
+    k("apply", "-f", k.write("wrong-kind.yaml", POD.replace("kind: Pod", "kind: Pods")), rc=1,
+      err='no matches for kind "Pods" in version "v1"')
+    assert k("get", "pods", "-o", "name") == ""      # nothing was created by any of them
+    # without validation the field is dropped, and then the port has no number
+    k("apply", "-f", "pod.yaml", "--validate=false", rc=1,
+      err='The Pod "hello" is invalid: spec.containers[0].ports[0].containerPort: Required value')
+    k("apply", "-f", k.write("policy.yaml", POD.replace("    ports:", "    imagepullpolicy: Never\n    ports:")),
+      "--validate=false", out="pod/hello created")
+    assert "imagepullpolicy" not in k("get", "pod", "hello", "-o", "jsonpath={.spec.containers[0]}")

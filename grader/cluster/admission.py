@@ -121,6 +121,11 @@ class AdmissionMixin:
                               "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")
             spec["nodeName"] = (old.get("spec") or {}).get("nodeName") or spec.get("nodeName")
             return
+        for i, c in enumerate(spec.get("containers") or []):   # validateContainerPorts (pkg/apis/core/validation)
+            for j, p in enumerate((c.get("ports") or []) if isinstance(c, dict) else []):
+                if isinstance(p, dict) and not p.get("containerPort"):
+                    raise invalid(rt, obj["metadata"]["name"], f"spec.containers[{i}].ports[{j}].containerPort",
+                                  "FieldValueRequired", "Required value")
         _default_pod_spec(spec)
         spec.setdefault("serviceAccountName", "default")
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
