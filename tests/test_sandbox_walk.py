@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,8 +228,13 @@ class Student:
         """The banner's curl line: route hosts reach the sandbox router through --connect-to."""
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed")
-        return subprocess.run(["curl", "-sS", "-i", "--max-time", "20", "--connect-to", f"::{self.router}",
-                               f"http://{host}/"], capture_output=True, text=True, timeout=60)
+        deadline = time.monotonic() + 30     # a router's 503 until the endpoints catch up, as on a cluster
+        while True:
+            r = subprocess.run(["curl", "-sS", "-i", "--max-time", "20", "--connect-to", f"::{self.router}",
+                                f"http://{host}/"], capture_output=True, text=True, timeout=60)
+            if not r.stdout.startswith("HTTP/1.1 503") or time.monotonic() > deadline:
+                return r
+            time.sleep(0.3)
 
     def grade(self, ex: str) -> str:
         r = run_grade(ex, "--kubeconfig", str(self.kc), "--lang", "en", "--wait", "60", timeout=240)
