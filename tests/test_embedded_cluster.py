@@ -405,8 +405,13 @@ def test_kubectl_imperative_commands(ec, core, ns, tmp_path):
     described = kubectl("describe", "service", "hello")     # reads EndpointSlices; used to panic
     assert "Endpoints:" in described and ":8080" in described
     assert "Status:" in kubectl("describe", "pod", "hello")
-    out = kubectl("create", "ingress", "www", "--rule=www.example.com/=hello:80", ok=False)
-    assert "does not decode protobuf bodies for Ingress" in out and "kubectl create -f" in out
+    want = json.loads(kubectl("create", "ingress", "www", "--rule=www.example.com/=hello:80", "--dry-run=client", "-o", "json"))
+    kubectl("create", "ingress", "www", "--rule=www.example.com/=hello:80")
+    got = json.loads(kubectl("get", "ingress", "www", "-o", "json"))
+    assert _subset(want["spec"], got["spec"]) == [] and got["spec"]["rules"][0]["http"]["paths"][0]["backend"] == \
+        {"service": {"name": "hello", "port": {"number": 80}}}
+    out = kubectl("create", "role", "reader", "--verb=get", "--resource=pods", ok=False)
+    assert "does not decode protobuf bodies for Role" in out and "kubectl create -f" in out
 
 
 def test_protobuf_envelope_decoding():
@@ -424,6 +429,6 @@ def test_protobuf_envelope_decoding():
     with pytest.raises(apiproto.Unsupported):
         apiproto.decode(b"{}")
     with pytest.raises(apiproto.Unsupported):
-        apiproto.decode(apiproto.MAGIC + field(1, field(1, b"networking.k8s.io/v1") + field(2, b"Ingress")))
+        apiproto.decode(apiproto.MAGIC + field(1, field(1, b"rbac.authorization.k8s.io/v1") + field(2, b"Role")))
     with pytest.raises(apiproto.Unsupported):
         apiproto.decode(apiproto.MAGIC + bytes([1 << 3 | 2, 50]) + b"short")

@@ -136,7 +136,10 @@ def test_kubectl_exec(kubectl):
     assert (r.returncode, r.stdout) == (0, "hello")
     r = kubectl("exec", "hello-env", "--", "ls", "/etc/config")
     assert (r.returncode, r.stdout) == (0, "GREETING\n")
-    r = kubectl("exec", "hello-env", "--", "frobnicate")
+    r = kubectl("exec", "hello-env", "--", "frobnicate")     # no shell: the runtime refuses (runc via CRI-O)
+    assert r.returncode == 126 and 'exec: "frobnicate": executable file not found in $PATH' in r.stderr
+    assert "command terminated with exit code 126" in r.stderr
+    r = kubectl("exec", "hello-env", "--", "sh", "-c", "frobnicate")
     assert r.returncode == 127 and "sh: frobnicate: command not found" in r.stderr
 
 
@@ -193,3 +196,13 @@ def test_exec_output_is_bounded(core, app):
     core.patch_namespaced_config_map("cfg", app, {"data": {"BIG": big}})
     out, code = _exec(core, app, "cat", *(["/etc/config/BIG"] * 20))
     assert code == 0 and 1 << 20 <= len(out) <= (1 << 20) + 1
+
+
+@needs_kubectl()
+def test_port_forward_and_attach_say_what_to_use_instead(kubectl):
+    """Not simulated, so answered with a 400 that names the way that works, not a 404 that looks broken."""
+    r = kubectl("port-forward", "pod/hello-env", "18080:8080")
+    assert r.returncode == 1 and "port-forward is not simulated by grade sandbox" in r.stderr
+    assert "could not find the requested resource" not in r.stderr and "--connect-to" in r.stderr
+    r = kubectl("attach", "hello-env")
+    assert r.returncode == 1 and "kubectl logs -f" in r.stderr

@@ -54,6 +54,9 @@ class AdmissionMixin:
                 spec.setdefault("progressDeadlineSeconds", 600)
         elif rt.key == "pods" and isinstance(spec, dict):
             self._admit_pod(rt, obj, old)
+        if rt.key in ("replicationcontrollers", "deployments.apps", "replicasets.apps") and isinstance(spec, dict) \
+                and isinstance((spec.get("template") or {}).get("spec"), dict):
+            _default_pod_spec(spec["template"]["spec"])
         elif rt.key == "persistentvolumeclaims" and isinstance(spec, dict):
             _check_quantities(rt, ((spec.get("resources") or {}).get("requests") or {}))
             if old is None:
@@ -118,19 +121,13 @@ class AdmissionMixin:
                               "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")
             spec["nodeName"] = (old.get("spec") or {}).get("nodeName") or spec.get("nodeName")
             return
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
+        for i, c in enumerate(spec.get("containers") or []):   # validateContainerPorts (pkg/apis/core/validation)
+            for j, p in enumerate((c.get("ports") or []) if isinstance(c, dict) else []):
+                if isinstance(p, dict) and not p.get("containerPort"):
+                    raise invalid(rt, obj["metadata"]["name"], f"spec.containers[{i}].ports[{j}].containerPort",
+                                  "FieldValueRequired", "Required value")
+        _default_pod_spec(spec)
         spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        for c in spec.get("containers") or []:
-            image = c.get("image", "")
-            tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
-            c.setdefault("imagePullPolicy", "IfNotPresent" if tagged or "@" in image else "Always")
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
-            for p in c.get("ports") or []:
-                p.setdefault("protocol", "TCP")
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
     def _default_class(self) -> str:
@@ -138,6 +135,27 @@ class AdmissionMixin:
             if (sc["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true":
                 return sc["metadata"]["name"]
         return ""
+
+def _default_pod_spec(spec: dict) -> None:
+    """SetDefaults_PodSpec and SetDefaults_Container (kubernetes pkg/apis/core/v1/defaults.go), which
+    the API server applies to every PodSpec, a controller's pod template included (so `kubectl
+    describe rc` shows `Port: 8080/TCP`); the service account is the pod admission's, not here."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for c in spec.get("containers") or []:
+        if not isinstance(c, dict):
+            continue
+        image = c.get("image", "")
+        tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        c.setdefault("imagePullPolicy", "IfNotPresent" if tagged or "@" in image else "Always")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        for p in c.get("ports") or []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
+
 
 _QUANTITY_RX = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 

@@ -2,7 +2,7 @@
 OpenAPI v3 index kubectl needs; the Tables ``kubectl get`` prints are in ``tables``."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .apitypes import ResourceType
 from .tables import table_doc  # noqa: F401 - served from here to the HTTP layer
@@ -110,10 +110,35 @@ def openapi_v3_doc(resources: tuple[ResourceType, ...], gv_path: str) -> dict | 
             "components": {"schemas": v3_schemas(served)}}
 
 
-def openapi_doc(resources: tuple[ResourceType, ...], version: str, gv_path: str, accept: str) -> dict | None:
-    """``/openapi/v3[/<gv>]``, or ``/openapi/v2`` when JSON is acceptable (None: 404)."""
+class RawDoc(NamedTuple):
+    """A document sent as it is (not JSON)."""
+    body: bytes
+    ctype: str
+
+
+# kube-openapi handler.go answers the "@v1.0" media type kubectl asks for under its parseable spelling
+_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _v2_protobuf() -> bytes:
+    """A gnostic ``openapi_v2.Document`` (github.com/google/gnostic-models openapiv2/OpenAPIv2.proto:
+    swagger = 1, info = 2 with title = 1 and version = 2) with no definitions. kubectl reads v2 as
+    protobuf only for client-side validation, which it uses only for a kind the server's v3 does
+    not list (``apiVersion: apps/v1`` on a Pod, ``kind: Pods``): without a definition it skips
+    validation (kubectl pkg/validation schema.go: "resource is not present, let's just skip
+    validation") and the server's answer follows, ``no matches for kind``, as on a cluster. A 404
+    here made it stop at "failed to download openapi" instead."""
+    def field(n: int, payload: bytes) -> bytes:
+        return bytes([n << 3 | 2, len(payload)]) + payload
+    return field(1, b"2.0") + field(2, field(1, b"Kubernetes") + field(2, b"v1.32.0"))
+
+
+def openapi_doc(resources: tuple[ResourceType, ...], version: str, gv_path: str, accept: str) -> dict | RawDoc | None:
+    """``/openapi/v3[/<gv>]``, or ``/openapi/v2`` in JSON or (definitions left out) protobuf (None: 404)."""
     if version == "v3":
         return openapi_v3_doc(resources, gv_path)
-    if gv_path or not (not accept or "json" in accept or "*/*" in accept):
+    if gv_path:
         return None
+    if not (not accept or "json" in accept or "*/*" in accept):
+        return RawDoc(_v2_protobuf(), _V2_PROTOBUF) if "protobuf" in accept else None
     return v2_document(resources)

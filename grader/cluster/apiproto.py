@@ -92,9 +92,13 @@ def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
             continue
         name, how = schema[number]
         if how == "str":
-            out[name] = _text(value)
+            if value:                 # gogo-proto writes empty strings; Go's JSON omits them (omitempty)
+                out[name] = _text(value)
         elif how == "int":
             out[name] = _int(value)
+        elif how == "int0":           # a non-pointer int32 with omitempty: gogo writes 0, JSON omits it
+            if _int(value):
+                out[name] = _int(value)
         elif how == "bool":
             out[name] = bool(value)
         elif not isinstance(value, bytes):
@@ -111,6 +115,8 @@ def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
             out[name] = _int_or_string(value)
         elif isinstance(how, tuple) and how[0] == "msg":
             out[name] = _message(value, how[1])
+        elif isinstance(how, tuple) and how[0] == "inline":   # an embedded struct (json:",inline")
+            out.update(_message(value, how[1]))
         elif isinstance(how, tuple) and how[0] == "msgs":
             out.setdefault(name, []).append(_message(value, how[1]))
     return out
@@ -132,7 +138,20 @@ SERVICE_SPEC: Schema = {1: ("ports", ("msgs", {1: ("name", "str"), 2: ("protocol
                         2: ("selector", "map"), 3: ("clusterIP", "str"), 4: ("type", "str"),
                         5: ("externalIPs", "strs"), 12: ("externalName", "str")}
 
+# networking.k8s.io/v1 generated.proto (field numbers as in kube-rs/k8s-pb src/api/networking/v1):
+# what `kubectl create ingress NAME --rule=HOST/PATH=SVC:PORT [--class=C]` sends.
+INGRESS_BACKEND: Schema = {4: ("service", ("msg", {1: ("name", "str"), 2: ("port", ("msg", {
+    1: ("name", "str"), 2: ("number", "int0")}))}))}
+INGRESS_SPEC: Schema = {
+    1: ("defaultBackend", ("msg", INGRESS_BACKEND)),
+    2: ("tls", ("msgs", {1: ("hosts", "strs"), 2: ("secretName", "str")})),
+    3: ("rules", ("msgs", {1: ("host", "str"), 2: ("", ("inline", {1: ("http", ("msg", {
+        1: ("paths", ("msgs", {1: ("path", "str"), 2: ("backend", ("msg", INGRESS_BACKEND)),
+                               3: ("pathType", "str")}))}))}))})),
+    4: ("ingressClassName", "str")}
+
 KINDS: dict[tuple[str, str], Schema] = {
+    ("networking.k8s.io/v1", "Ingress"): {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", INGRESS_SPEC))},
     ("v1", "Namespace"): {1: ("metadata", ("msg", META)), 2: ("spec", ("msg", {1: ("finalizers", "strs")}))},
     ("v1", "ConfigMap"): {1: ("metadata", ("msg", META)), 2: ("data", "map"), 3: ("binaryData", "bmap"),
                           4: ("immutable", "bool")},

@@ -9,6 +9,7 @@ from typing import Any
 from . import apiproto
 from .apiport import RequestAttributes
 from .apitypes import ApiStatus
+from .fieldcheck import strict_fields  # noqa: F401 - served from here to the HTTP layer
 
 
 def delete_options(body: bytes, params: dict[str, str]) -> tuple[int | None, str | None]:

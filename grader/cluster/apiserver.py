@@ -7,8 +7,8 @@ kmock has no label selectors, pagination or Status bodies shaped like the real s
 
 ``/openapi/v3`` says the server does field validation itself, so ``kubectl create -f`` and
 ``kubectl apply -f`` work with their default flags, and carries schemas for ``kubectl explain``
-(``openapi``); ``/openapi/v2`` is JSON only. Aggregated discovery is not served; kubectl
-falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
+(``openapi``); ``/openapi/v2`` in JSON (protobuf: no definitions). Aggregated discovery is not
+served; kubectl falls back to the legacy ``/api`` + ``/apis`` documents. kubectl sends credentials only over TLS,
 so the port speaks both plain HTTP and TLS (``apiport.DualServer``).
 
 Module layout: ``apitypes`` (resource table, Status errors, selectors, patches), ``apistore``
@@ -33,10 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .apidocs import (api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
+from .apidocs import (RawDoc, api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
                       table_doc, version_doc)
 from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
-from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf
+from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf, strict_fields
 from .apistore import Admission, Store
 from .apiwatch import WatchHub, serve_watch
 from . import subresources
@@ -255,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             user, authz = self._authenticate()
             route = self._route(path)
             if route.discovery is not None:
-                self._send_json(200, route.discovery)
+                self._send(200, *route.discovery) if isinstance(route.discovery, RawDoc) else self._send_json(200, route.discovery)
                 return
             assert route.rt is not None
             verb = self._verb(route, params)
@@ -390,13 +390,13 @@ class _Handler(BaseHTTPRequestHandler):
         dry = "dryRun" in params
         protobuf = (self.headers.get("Content-Type") or "").startswith("application/vnd.kubernetes.protobuf")
         if verb == "create":
-            obj = parse_protobuf(body) if protobuf else parse(body)
+            obj = parse_protobuf(body) if protobuf else strict_fields(rt, parse(body), params)   # fieldcheck.py
             if route.name:
                 raise ApiStatus(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             code, out = 201, store.create(rt, route.namespace, obj, admit=api.admit, dry_run=dry)
             self._send_json(code, out)
         elif verb == "update":
-            obj = parse_protobuf(body) if protobuf else parse(body)
+            obj = parse_protobuf(body) if protobuf else strict_fields(rt, parse(body), params)   # fieldcheck.py
             out = store.replace(rt, route.namespace, route.name, obj, admit=api.admit,
                                 subresource=route.subresource, dry_run=dry)
             self._send_json(200, out)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .apitypes import ResourceType
 from .ctlutil import condition, controller_of, is_terminating, now, suffix
+from . import oneshot
 from .workloads import listening_ports, lookup_image, serve
 
 SANDBOX_MAX_GRACE = 2.0
@@ -88,7 +89,7 @@ class KubeletMixin:
             if not due:
                 self._later("start/" + meta["uid"], start_at - time.monotonic(), ns)
         old_cs = {c.get("name"): c for c in st.get("containerStatuses") or []}
-        statuses, running_all = [], True
+        statuses, running_all, exited = [], True, []
         volume_wait = self._configmap_volume_missing(ns, spec)
         for c in spec.get("containers") or []:
             img = lookup_image(c.get("image", ""))
@@ -113,6 +114,17 @@ class KubeletMixin:
                                            f"back-off 10s restarting failed container={c['name']} pod={meta['name']}_{ns}({meta['uid']})"}}
                 cs["lastState"] = {"terminated": {"exitCode": 0, "reason": "Completed",
                                                   "startedAt": st.get("startTime"), "finishedAt": st.get("startTime")}}
+            elif (argv := oneshot.argv_of(c)) is not None:     # runs to its end (kubectl run --rm -i ... -- curl)
+                started = ((prev.get("state") or {}).get("terminated") or {}).get("startedAt") or now()
+                code, finished = oneshot.run_once(self.server, self.store, {**pod, "status": st}, c, argv)
+                cs.update(imageID=_image_id(c["image"]), containerID=f"cri-o://{suffix(meta['uid'] + c['name'], 32)}")
+                if spec.get("restartPolicy") == "Never" or (spec.get("restartPolicy") == "OnFailure" and code == 0):
+                    cs["state"] = oneshot.terminated(code, started, finished)
+                    exited.append(code)
+                else:
+                    cs.update(restartCount=max(1, cs["restartCount"]), lastState=oneshot.terminated(code, started, finished))
+                    cs["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message":
+                                               f"back-off 10s restarting failed container={c['name']} pod={meta['name']}_{ns}({meta['uid']})"}}
             else:
                 started = ((prev.get("state") or {}).get("running") or {}).get("startedAt") or now()
                 cs.update(state={"running": {"startedAt": started}}, started=True, imageID=_image_id(c["image"]),
@@ -132,7 +144,12 @@ class KubeletMixin:
             condition(old_conds, "ContainersReady", "False" if not_ready else "True", "ContainersNotReady" if not_ready else "", msg),
             condition(old_conds, "PodScheduled", "True"),
         ]
-        st.update(phase="Running" if running_all else "Pending", conditions=conds, containerStatuses=statuses)
+        phase = "Running" if running_all else "Pending"
+        if exited and len(exited) == len(statuses):
+            phase = "Succeeded" if not any(exited) else "Failed"
+            conds = [{**{k: v for k, v in x.items() if k != "message"}, "reason": "PodCompleted"}
+                     if x["type"] in ("Ready", "ContainersReady") else x for x in conds]
+        st.update(phase=phase, conditions=conds, containerStatuses=statuses)
         st.setdefault("qosClass", "BestEffort")
         pod["status"] = st
         self.store.put(R["pods"], pod)

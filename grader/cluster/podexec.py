@@ -14,7 +14,7 @@ handler's socket: the handshake, masking and framing are not ours to get subtly 
 Refusals are the real ones, before the upgrade: ``container not found ("c")`` for a container
 that is not running (kubectl prints ``unable to upgrade connection: …``), ``you must specify at
 least 1 command``. SPDY (the pre-1.30 upgrade) is not spoken: 400 ``Upgrade request required``.
-The commands themselves are ``shell.run``'s.
+The commands themselves are ``shell.exec_argv``'s.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Requ
 
 from .apitypes import ApiStatus
 from .podlogs import _container, of as pod_logs
-from .shell import Container, run
+from .shell import Container, exec_argv
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 _MAX_FRAME = 32 * 1024
@@ -75,7 +75,7 @@ def serve(handler: Any, api: Any, route: Any) -> None:
     handler._status = 101
     send = handler.wfile.write
     send(ws.send(AcceptConnection(subprotocol=chosen)))
-    out, err, code = run(Container(api.store, pod, c, on_request=pod_logs(api).access), argv)
+    out, err, code = exec_argv(Container(api.store, pod, c, on_request=pod_logs(api).access), argv)
     out, err = out[:_MAX_OUTPUT], err[:_MAX_OUTPUT]
     for channel, data in ((1, out if params.get("stdout", "true") != "false" else b""),
                           (2, err if params.get("stderr", "true") != "false" else b"")):

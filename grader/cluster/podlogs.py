@@ -66,6 +66,18 @@ class PodLogs:
             while len(self._lines) > MAX_PODS:
                 self._lines.popitem(last=False)
 
+    def write(self, pod: dict, container: str, texts: list[str]) -> None:
+        """What a command printed (a container that ran to its end, ``oneshot.py``), as log lines."""
+        uid = pod["metadata"].get("uid", "")
+        with self._lock:
+            lines = self._lines.pop(uid, None) or deque(maxlen=MAX_LINES)
+            for text in texts[-MAX_LINES:]:
+                self._seq += 1
+                lines.append((self._seq, time.time(), container, text))
+            self._lines[uid] = lines
+            while len(self._lines) > MAX_PODS:
+                self._lines.popitem(last=False)
+
     def since(self, uid: str, container: str, after: int = 0, upto: int | None = None) -> list[tuple[float, str]]:
         """The container's access lines (time, text) with sequence numbers in (after, upto]."""
         with self._lock:
@@ -172,8 +184,8 @@ def read(api: Any, pod: dict, params: dict[str, str]) -> tuple[list[tuple[float,
             raise _bad(f'previous terminated container "{name}" in pod "{meta["name"]}" not found')
         return [], c, cs
     waiting = (state.get("waiting") or {}).get("reason") or ("" if state else "ContainerCreating")
-    if waiting == "CrashLoopBackOff":
-        return [], c, cs       # the last run's output, which printed nothing
+    if waiting == "CrashLoopBackOff":   # the last run's output: nothing, or a one-shot command's (oneshot.py)
+        return of(api).since(meta.get("uid", ""), name), c, cs
     if waiting:
         why = "trying and failing to pull image" if waiting in ("ErrImagePull", "ImagePullBackOff") else waiting
         raise _bad(f'container "{name}" in pod "{meta["name"]}" is waiting to start: {why}')

@@ -5,8 +5,10 @@ environment as the kubelet builds it: ``env``, ``envFrom`` with prefixes, ``valu
 ConfigMaps, Secrets and the downward API, the ``KUBERNETES_*`` and per-service variables),
 ``cat``/``ls`` over the mounted ConfigMap and Secret files and the claim's mount point,
 ``df -h``, ``hostname``, ``id``, ``curl``/``wget`` of a service or pod inside the sandbox, and
-``sh -c`` of those joined by ``;``, ``&&`` or ``||``. Anything else answers as a shell does:
-``sh: X: command not found``, exit 127. Nothing here writes: the commands only read the store.
+``sh -c`` of those joined by ``;``, ``&&`` or ``||`` (with ``$VAR`` expanded). Anything else
+answers as a shell does inside ``sh -c`` (``sh: X: command not found``, exit 127) and as the
+runtime does when exec'd directly (exit 126, ``exec_argv``). Nothing here writes: the commands
+only read the store.
 """
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ from typing import Any
 from .workloads import Unavailable, _files as volume_files, lookup_image, serve, service_backend
 
 Result = tuple[bytes, bytes, int]
+# Directories every UBI/s2i image has (and httpd's empty document root, /var/www/html, which the
+# Red Hat httpd-24 image creates; a student looks there before mounting an index.html).
+_BASE_DIRS = frozenset(("/etc", "/var", "/var/lib", "/var/log", "/tmp", "/usr", "/bin", "/proc", "/dev",
+                        "/opt", "/opt/app-root", "/opt/app-root/src", "/root", "/home", "/run", "/sys"))
 _MAX_OUT = 1 << 20
 
 
@@ -113,7 +119,8 @@ class Container:
     def is_dir(self, path: str) -> bool:
         p = path.rstrip("/") or "/"
         return p == "/" or p in self.mounts or any(f.startswith(p + "/") for f in self.files) or \
-            any(m.startswith(p + "/") for m in self.mounts) or p in ("/etc", "/var", "/tmp", "/usr", "/bin", "/proc")
+            any(m.startswith(p + "/") for m in self.mounts) or p in _BASE_DIRS or \
+            ("httpd" in (self.c.get("image") or "") and p in ("/var/www", "/var/www/html"))
 
     def listing(self, path: str) -> list[str]:
         p = path.rstrip("/") or "/"
@@ -189,8 +196,10 @@ def _curl(ctr: Container, args: list[str], wget: bool) -> Result:
         code, headers, body = _http(ctr, url if "://" in url else "http://" + url,
                                     "Wget" if wget else "curl/7.29.0")
     except OSError as exc:
-        if wget:
-            return b"", f"wget: can't connect to remote host: Connection refused\n".encode(), 1
+        if wget:       # busybox wget's words for a name that does not resolve / a refused connection
+            host = (url.split("://", 1)[-1].split("/", 1)[0]).split(":", 1)[0]
+            why = f"bad address '{host}'" if exc.errno == 6 else "can't connect to remote host: Connection refused"
+            return b"", f"wget: {why}\n".encode(), 1
         return b"", (f"curl: ({exc.errno}) {exc.strerror}\n".encode() if "s" not in flags or "S" in flags else b""), exc.errno or 7
     if wget:
         if code >= 400:
@@ -264,6 +273,13 @@ def run(ctr: Container, argv: list[str]) -> Result:
                 rows.append((f"/dev/rbd{len(rows)}", size, "24K", size, "1%", m))
             elif kind in ("configMap", "secret"):
                 rows.append(("tmpfs", "15G", "12K", "15G", "1%", m))
+        wanted = [posixpath.normpath(a) for a in args if not a.startswith("-")]
+        if wanted:     # ``df PATH``: the one filesystem holding each path (coreutils df)
+            missing = [a for a in wanted if a not in ctr.files and not ctr.is_dir(a)]
+            if missing:
+                return b"", f"df: {missing[0]}: No such file or directory\n".encode(), 1
+            rows = [max((r for r in rows if a == r[5] or a.startswith(r[5].rstrip("/") + "/")),
+                        key=lambda r: len(r[5])) for a in wanted]
         text = "Filesystem      Size  Used Avail Use% Mounted on\n" + "".join(
             f"{a:<15} {b:>4}  {c:>4} {d:>5} {e:>4} {f}\n" for a, b, c, d, e, f in rows)
         return text.encode(), b"", 0
@@ -286,8 +302,26 @@ def run(ctr: Container, argv: list[str]) -> Result:
     return b"", f"sh: {argv[0]}: command not found\n".encode(), 127
 
 
+_PROGRAMS = frozenset(("sh", "bash", "ash", "env", "printenv", "cat", "ls", "df", "hostname", "id", "whoami",
+                       "curl", "wget", "echo", "pwd", "true", "false"))
+
+
+def exec_argv(ctr: Container, argv: list[str]) -> Result:
+    """What ``kubectl exec POD -- CMD ARGS`` runs: the runtime starts CMD itself, no shell, so a
+    program the image lacks is the OCI runtime's refusal and exit 126, as runc reports it through
+    CRI-O (recorded in docker/for-linux#246 and joeferner/redis-commander#516: ``OCI runtime exec
+    failed: exec failed: unable to start container process: exec: "X": executable file not found
+    in $PATH: unknown`` then ``command terminated with exit code 126``); inside ``sh -c`` it is the
+    shell's ``command not found``, 127."""
+    if argv and "/" not in argv[0] and argv[0] not in _PROGRAMS:
+        return b"", (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
+                     "executable file not found in $PATH: unknown\n").encode(), 126
+    return run(ctr, argv)
+
+
 def script(ctr: Container, text: str) -> Result:
     """``sh -c TEXT``: commands joined by ``;``, ``&&`` and ``||`` (no pipes or redirections)."""
+    text = _expand(text, dict(ctr.env()))
     try:
         lex = shlex.shlex(text, posix=True, punctuation_chars=";&|")
         lex.whitespace_split = True
@@ -308,3 +342,37 @@ def script(ctr: Container, text: str) -> Result:
         else:
             cur.append(tok)
     return out, err, rc
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` as sh expands them before it runs a line: not inside single
+    quotes; the value stays one word inside double quotes and is split on blanks outside, and
+    never becomes an operator (a ``;`` in a Secret's value is text)."""
+    out, i, quote = [], 0, ""
+    while i < len(text):
+        ch = text[i]
+        if ch == "'" and quote != '"':
+            quote = "" if quote == "'" else "'"
+        elif ch == '"' and quote != "'":
+            quote = "" if quote == '"' else '"'
+        elif ch == "\\" and quote != "'" and i + 1 < len(text):
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        elif ch == "$" and quote != "'":
+            braced = text[i + 1:i + 2] == "{"
+            j = i + 2 if braced else i + 1
+            k = j
+            while k < len(text) and (text[k].isalnum() or text[k] == "_"):
+                k += 1
+            if k > j and (not braced or text[k:k + 1] == "}"):
+                value = env.get(text[j:k], "")
+                if quote:
+                    out.append("".join("\\" + c if c in '"\\' else c for c in value))
+                else:
+                    out.append("".join(c if c.isalnum() or c in " \t" else "\\" + c for c in value))
+                i = k + 1 if braced else k
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
