@@ -168,8 +168,10 @@ def grade(ns: argparse.Namespace, settings: Settings) -> int:
         if getattr(ns, "watch", False):
             from .live import watch_class, watch_student
             if batch:
+                own = own_namespace()
                 return watch_class(api, ns, settings, specs, namespaces, serve=serve,
-                                   follow=bool(settings.namespace_pattern or settings.namespace_selector))
+                                   follow=bool(settings.namespace_pattern or settings.namespace_selector),
+                                   system=lambda n: system_namespace(n, own))
             return watch_student(api, ns, settings, specs, namespaces)
         if ns.out:
             return grade_batch(api, settings, specs, namespaces, Path(ns.out), resume=ns.resume,

@@ -241,9 +241,11 @@ def watch_student(api: Api, ns: argparse.Namespace, settings: Settings, specs: l
 
 
 def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: list[ExerciseSpec],
-                namespaces: list[str], *, follow: bool, serve: tuple[str, int] | None) -> int:
+                namespaces: list[str], *, follow: bool, serve: tuple[str, int] | None,
+                system: Callable[[str], bool] = lambda n: False) -> int:
     """Grade the class, then only what changes, until Ctrl-C (130). ``follow``: namespaces that
-    appear later and match --namespace-pattern/--namespace-selector are graded too."""
+    appear later and match --namespace-pattern/--namespace-selector are graded too, except the
+    ones ``system`` names (the cluster's own and the grader's, as for a batch)."""
     from pathlib import Path
 
     from .liveserve import Board, LiveServer
@@ -284,7 +286,8 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
         publish(namespaces)
         while True:
             changed = live.changes.take(grades.next_wait(1.0))
-            new = [n for n in sorted(changed - set(live.namespaces)) if follow and _matches(api, settings, n)]
+            new = [n for n in sorted(changed - set(live.namespaces))
+                   if follow and not system(n) and _matches(api, settings, n)]
             for n in new:
                 live.add_namespace(n)
             todo = sorted(changed & set(live.namespaces))

@@ -120,7 +120,7 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
     tag = os.urandom(2).hex()
     cluster.create_namespace(f"live{tag}-a")
     out = tmp_path / "out"
-    child = Child("ex1", "--watch", "--kubeconfig", str(kubeconfig), "--namespace-pattern", f"live{tag}-*",
+    child = Child("ex1", "--watch", "--kubeconfig", str(kubeconfig), "--namespace-pattern", f"*{tag}-*",
                   "--serve", "127.0.0.1:0", "--out", str(out), "--lang", "en")
     try:
         url = child.wait_for(r"class page: (http://127\.0\.0\.1:\d+/)", "err").group(1)
@@ -133,6 +133,7 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
         first = (out / f"live{tag}-a" / "results.json").stat().st_mtime_ns
 
         new = f"live{tag}-b"
+        cluster.create_namespace(f"kube-{tag}-x")      # matches the pattern, but a system namespace
         cluster.create_namespace(new)
         apply_solution(cluster, api, "ex1", new)
         end = time.monotonic() + 30
@@ -142,6 +143,7 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
                 break
             time.sleep(0.1)
         assert _get(url + "grades.json")["namespaces"][new] == {"ex1": {"score": 10, "max_score": 10, "errors": 0}}
+        assert f"kube-{tag}-x" not in _get(url + "grades.json")["namespaces"], "a system namespace is never followed"
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert new in page and "/class.json" in page
         students = {s["namespace"]: s for s in _get(url + "class.json")["students"]}
