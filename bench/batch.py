@@ -181,7 +181,8 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, 
         wall = time.monotonic() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         sink.seek(0)
-        print(f"    (child CPU: user {usage.ru_utime:.2f}s, sys {usage.ru_stime:.2f}s)", flush=True)
+        print(f"    (child CPU: user {usage.ru_utime:.2f}s, sys {usage.ru_stime:.2f}s; page faults {usage.ru_minflt}, "
+              f"context switches {usage.ru_nvcsw} voluntary, {usage.ru_nivcsw} involuntary)", flush=True)
         return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024
 
 
