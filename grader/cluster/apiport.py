@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -148,6 +149,13 @@ class DualServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256   # the default backlog of 5 drops concurrent connects (1 s SYN retry)
     tls: ssl.SSLContext | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer (a probe's cut at its byte cap, kubectl's Ctrl-C) is
+        routine for a server, not a traceback on the student's or the test's console."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is not None:
