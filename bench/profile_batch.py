@@ -49,8 +49,8 @@ def _time_phases() -> dict[str, float]:
     wrap(grader.runner.Checks, "grade", "run checks")
     wrap(grader.probes.Probe, "run_deferred", "probes")
     wrap(grader.snapshot.Snapshot, "_load", "lists")
-    wrap(grader.batch, "_write_namespaces", "write files")
-    wrap(grader.batch, "_write_gradebook", "gradebook")
+    wrap(grader.batch, "write_namespaces", "write files")
+    wrap(grader.batch, "write_gradebook", "gradebook")
     return spent
 
 

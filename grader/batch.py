@@ -170,14 +170,14 @@ def _results_json(doc: dict[str, Any]) -> str:
     return '{"tests": [\n' + tests + "\n]" + tail + "\n"
 
 
-def _write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str) -> None:
+def write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str) -> None:
     """Write many namespaces' reports at once (``write_atomic_batch``: one flush of the filesystem
     for the chunk's contents and one for its renames, not two fsyncs per file)."""
     stamp = (datetime.now(), socket.gethostname())
     write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
 
 
-def _write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en", *,
+def write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en", *,
                      page: bool = True) -> None:
     """The gradebook and, with ``page``, the class page (``DIR/index.html``), over the same namespaces."""
     ordered = {ns: by_ns[ns] for ns in sorted(by_ns)}
@@ -205,7 +205,7 @@ class _Gradebook:
 
     def write(self, by_ns: dict[str, list[ExerciseResult]], *, page: bool = True) -> None:
         started = time.monotonic()
-        _write_gradebook(self.out_dir, by_ns, self.lang, page=page)
+        write_gradebook(self.out_dir, by_ns, self.lang, page=page)
         self.last = time.monotonic()
         self.took = self.last - started
 
@@ -257,8 +257,8 @@ def write_reports(out_dir: Path, results: list[ExerciseResult], lang: str) -> No
     namespace is not a namespace name gets a gradebook row but no directory."""
     by_ns = {(ns if safe_name(ns) else shown_name(ns)): rs for ns, rs in _by_namespace(results).items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_namespaces(out_dir, {ns: rs for ns, rs in by_ns.items() if safe_name(ns)}, lang)
-    _write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns}, lang)
+    write_namespaces(out_dir, {ns: rs for ns, rs in by_ns.items() if safe_name(ns)}, lang)
+    write_gradebook(out_dir, {**_earlier(out_dir, set(by_ns)), **by_ns}, lang)
 
 
 # --- interruption ----------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
                 stop.check()        # a stop request whose KeyboardInterrupt was swallowed on the way
                 found = _by_namespace(results)
                 chunk_by_ns = {ns: found.get(ns, []) for ns in chunk}
-                _write_namespaces(out_dir, chunk_by_ns, lang)
+                write_namespaces(out_dir, chunk_by_ns, lang)
                 by_ns.update(chunk_by_ns)
                 book.written(by_ns)
                 graded += results

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-from .batch import GRADEBOOK, _write_gradebook, _write_namespaces, safe_name
+from .batch import GRADEBOOK, write_gradebook, write_namespaces, safe_name
 from .errors import InfraError
 from .grading import probe_for
 from .i18n import Raw, t
@@ -269,8 +269,8 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
         for n in changed:
             by_ns[n] = grades.results([n], exercises)
         if out is not None:      # files first: what the page shows is on disk already
-            _write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
-            _write_gradebook(out, by_ns)
+            write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
+            write_gradebook(out, by_ns)
         board.publish(by_ns)
         if server is None and out is None:
             for n in changed:
