@@ -191,6 +191,11 @@ def _live_options(ns: argparse.Namespace) -> tuple[str, int] | None:
         raise UsageError(t("--manifests と --watch は一緒に使えません", "--manifests cannot be used with --watch"))
     if watch and getattr(ns, "resume", False):
         raise UsageError(t("--resume と --watch は一緒に使えません", "--resume cannot be used with --watch"))
+    if watch and getattr(ns, "roster", None):
+        # lms-import.csv is written once, from a finished batch: an import file that changes
+        # while the class works is not one to hand to an LMS
+        raise UsageError(t("--roster は --watch と一緒に使えません (採点を終えてから --out と使ってください)",
+                           "--roster cannot be used with --watch (use it with --out once grading is done)"))
     if not serve:
         return None
     from .liveserve import parse_address

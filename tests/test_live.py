@@ -174,6 +174,19 @@ def test_serve_refuses_what_it_should_with_one_line(args, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args,said", [
+    (["--resume", "--out", "reports"], "grade: --resume cannot be used with --watch"),
+    (["--roster", "roster.csv", "--out", "reports"], "grade: --roster cannot be used with --watch"),
+], ids=["resume", "roster"])
+def test_watch_refuses_batch_only_options_with_one_line(args, said, tmp_path):
+    r = run_grade("ex1", "--watch", "--namespace-pattern", "s-*", *args, "--kubeconfig",
+                  str(tmp_path / "no-such-kubeconfig"), "--lang", "en")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(said), r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_serve_public_allows_any_address():
     from grader.liveserve import parse_address
     assert parse_address("0.0.0.0:8080", public=True) == ("0.0.0.0", 8080)
