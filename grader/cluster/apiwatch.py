@@ -221,6 +221,9 @@ class WatchHub:
                 w.conn.shutdown(socket.SHUT_RDWR)
             except (OSError, AttributeError):
                 pass
+        deadline = time.monotonic() + grace     # their threads see the cut and deregister
+        while stuck and self.open_streams() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def inject(self, fault: str, resource: str | None = None) -> int:
         """Give every open stream (of ``resource``, a plural, or all) ``fault``; how many got it."""
