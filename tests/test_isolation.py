@@ -23,6 +23,7 @@ from grader.kube import Api, RetryPolicy
 from grader.results import Outcome
 from grader.settings import Settings
 from tests.apidouble import ApiDouble, load_fixture, relocated, status
+from tests.loopback import send_page
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real" / "isolation-hello-httpd.yaml"
 SETTINGS = Settings(lang="en", wait=0.0, quiet=True)
@@ -62,12 +63,7 @@ def _list_of(double: ApiDouble, plural: str, extra: list[Any], namespace: str | 
 
 
 def _serve_http(h) -> None:
-    data = b"<html><body>It works!</body></html>"
-    h.send_response(200)
-    h.send_header("Content-Type", "text/html")
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
+    send_page(h, b"<html><body>It works!</body></html>")
 
 
 def _double(cluster_wide: bool) -> ApiDouble:

@@ -28,7 +28,7 @@ from grader.probes import MAX_BODY, Probe
 from grader.results import Outcome
 from grader.settings import Settings
 from tests.apidouble import ApiDouble, load_fixture, relocated, status
-from tests.loopback import Handler, LoopbackServer
+from tests.loopback import Handler, LoopbackServer, send_page
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real" / "isolation-hello-httpd.yaml"
 SETTINGS = Settings(lang="en", wait=0.0, quiet=True)
@@ -423,12 +423,7 @@ def test_a_page_over_the_cap_that_misses_the_text_says_the_grader_read_one_mebib
 
 def _keep_alive_page(h: BaseHTTPRequestHandler) -> None:
     """A clean answer that leaves the connection open, as kube-apiserver does for its clients."""
-    body = b"<html><body>It works!</body></html>"
-    h.send_response(200)
-    h.send_header("Content-Type", "text/html")
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body)
+    send_page(h, b"<html><body>It works!</body></html>")
 
 
 def test_only_a_clean_answer_hands_its_connection_back(tmp_path):
