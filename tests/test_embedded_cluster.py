@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -432,3 +434,22 @@ def test_protobuf_envelope_decoding():
         apiproto.decode(apiproto.MAGIC + field(1, field(1, b"rbac.authorization.k8s.io/v1") + field(2, b"Role")))
     with pytest.raises(apiproto.Unsupported):
         apiproto.decode(apiproto.MAGIC + bytes([1 << 3 | 2, 50]) + b"short")
+
+
+def test_the_tls_port_leaves_nothing_in_the_temp_directory(tmp_path):
+    """A process that ran the embedded cluster (every test worker, every `grade demo`) once left
+    its self-signed key behind in the temp directory; a killed one still could."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: the embedded cluster serves plain HTTP only")
+    script = ("from grader.cluster import EmbeddedCluster\n"
+              "import socket, ssl\n"
+              "with EmbeddedCluster() as c:\n"
+              "    ctx = ssl.create_default_context(cadata=c.server.ca_pem)\n"
+              "    host, port = c.server.https_url.removeprefix('https://').rsplit(':', 1)\n"
+              "    with ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host) as s:\n"
+              "        print(s.version() is not None)\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"   # a verified TLS handshake
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 
-__all__ = ["RequestAttributes", "RequestRecord", "Faults", "DualServer", "self_signed_cert"]
+__all__ = ["RequestAttributes", "RequestRecord", "Faults", "DualServer", "self_signed_cert", "server_tls"]
 
 
 @dataclass(frozen=True)
@@ -127,20 +127,42 @@ _CERT_LOCK = threading.Lock()
 
 
 def self_signed_cert() -> tuple[str, str] | None:
-    """(cert PEM path, key PEM path) for 127.0.0.1/localhost, made once per process by openssl."""
+    """(cert PEM, key PEM) for 127.0.0.1/localhost, made once per process by openssl.
+
+    Held in memory: the files openssl writes are removed at once, so no run (nor a killed one)
+    leaves a directory with a private key behind in the temp directory."""
     global _CERT
     with _CERT_LOCK:
         if _CERT is None and shutil.which("openssl"):
-            d = tempfile.mkdtemp(prefix="grader-embedded-tls-")
-            crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
-            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
-                                "-subj", "/CN=grader-embedded-apiserver", "-keyout", key, "-out", crt,
-                                "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"],
-                               capture_output=True, timeout=30)
-            if r.returncode == 0:
-                _CERT = (crt, key)
+            with tempfile.TemporaryDirectory(prefix="grader-embedded-tls-") as d:
+                crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+                r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
+                                    "-subj", "/CN=grader-embedded-apiserver", "-keyout", key, "-out", crt,
+                                    "-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"],
+                                   capture_output=True, timeout=30)
+                if r.returncode == 0:
+                    with open(crt) as c, open(key) as k:
+                        _CERT = (c.read(), k.read())
         return _CERT
+
+
+def server_tls() -> tuple[ssl.SSLContext | None, str | None]:
+    """The API port's TLS context and its CA PEM (for kubeconfigs), or (None, None) without openssl.
+
+    ``load_cert_chain`` only reads files: the PEMs go to a private temp directory for that one call."""
+    cert = self_signed_cert()
+    if cert is None:
+        return None, None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory(prefix="grader-embedded-tls-") as d:
+        paths = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+        for path, pem in zip(paths, cert):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pem)
+        ctx.load_cert_chain(*paths)
+    return ctx, cert[0]
 
 
 class DualServer(ThreadingHTTPServer):

@@ -24,7 +24,6 @@ import json
 import re
 import secrets
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .apidocs import (RawDoc, api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
                       table_doc, version_doc)
-from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, self_signed_cert
+from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, server_tls
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf, strict_fields
 from .apistore import Admission, Store
 from .apiwatch import WatchHub, serve_watch
@@ -102,15 +101,8 @@ class ApiServer:
             api = server
 
         self._httpd = DualServer((self._host, self._port), Handler)
-        cert = self_signed_cert()
-        if cert is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(*cert)
-            self._httpd.tls = ctx
-            with open(cert[0]) as f:
-                self.ca_pem: str | None = f.read()
-        else:
-            self.ca_pem = None
+        self.ca_pem: str | None
+        self._httpd.tls, self.ca_pem = server_tls()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="apiserver",
                                         daemon=True)
         self._thread.start()
