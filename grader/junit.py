@@ -165,6 +165,52 @@ def _leaf(out: list[str], indent: str, tag: str, attrs: str, text: str) -> None:
     out.append(f"{indent}<{tag}{attrs}>{_esc_text(text)}</{tag}>" if text else f"{indent}<{tag}{attrs} />")
 
 
+# A class's checks end in a few ways, each told the same way to every student who ends there:
+# the properties and the failure or error block of one check are rendered once per distinct
+# ending, not once per student (they were half of a batch's report writing). Only the testcase's
+# name (it holds the namespace) and its time are rendered each time.
+_PARTS: dict[tuple[object, ...], tuple[str, str]] = {}
+_PARTS_MAX = 20_000
+
+
+def _check_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str, prefix: str) -> tuple[str, str]:
+    """(the check's four properties, what follows the testcase's attributes), memoised."""
+    key = (lang, prefix, r.error, c.check_id, c.title, c.points, c.outcome, outcome, c.visibility,
+           c.message, c.hint, c.command)
+    got = _PARTS.get(key)
+    if got is None:
+        got = _render_check_parts(r, c, outcome, lang, prefix)
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        _PARTS[key] = got
+    return got
+
+
+def _render_check_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str, prefix: str) -> tuple[str, str]:
+    A = _esc_attr
+    props: list[str] = []
+    key = f"{prefix}check.{c.check_id}"
+    for name, value in ((f"{key}.earned", format_number(c.earned)), (f"{key}.max", format_number(c.points)),
+                        (f"{key}.outcome", outcome.value), (f"{key}.visibility", c.visibility.value)):
+        name = name if _plain(name) else A(_attr(name))
+        value = value if _plain(value) else A(_attr(value))
+        props.append(f'\n      <property name="{name}" value="{value}" />')
+    tail: list[str] = []
+    if outcome is Outcome.FAILED:
+        message = c.message.get(lang) if c.message is not None else c.title.get(lang)
+        tail.append(">")
+        _leaf(tail, "\n      ", "failure", f' message="{A(_attr(message))}" type="CheckFailed"', _body(_failure_body(c, lang)))
+        tail.append("\n    </testcase>")
+    elif outcome is Outcome.ERROR:
+        tail.append(">")
+        _leaf(tail, "\n      ", "error", f' message="{A(_attr(_error_message(r, c, lang)))}" type="InfraError"',
+              _body(_error_body(r, c, lang)))
+        tail.append("\n    </testcase>")
+    else:
+        tail.append(" />")
+    return "".join(props), "".join(tail)
+
+
 def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: str, hostname: str,
            prefix: str = "") -> tuple[int, int, int]:
     """Append one ``<testsuite>``, indented as at depth 1; its (tests, failures, errors)."""
@@ -192,30 +238,14 @@ def _suite(out: list[str], r: ExerciseResult, index: int, lang: str, timestamp: 
     prop("namespace", r.namespace)
     prop("score", format_number(r.score))
     prop("max_score", format_number(r.max_score))
-    for c, outcome in outcomes:
-        key = f"check.{c.check_id}"
-        prop(f"{key}.earned", format_number(c.earned))
-        prop(f"{key}.max", format_number(c.points))
-        prop(f"{key}.outcome", outcome.value)
-        prop(f"{key}.visibility", c.visibility.value)
+    parts = [_check_parts(r, c, outcome, lang, prefix) for c, outcome in outcomes]
+    out.extend(props for props, _ in parts)
     out.append("\n    </properties>")
 
     classname = A(_attr(r.exercise_id))
     who = f"[{r.namespace}] "
-    for c, outcome in outcomes:
-        case = f'\n    <testcase name="{A(_attr(f"{who}{c.check_id}: {c.title.get(lang)}"))}" classname="{classname}" time="{_time(c.duration)}"'
-        if outcome is Outcome.FAILED:
-            message = c.message.get(lang) if c.message is not None else c.title.get(lang)
-            out.append(case + ">")
-            _leaf(out, "\n      ", "failure", f' message="{A(_attr(message))}" type="CheckFailed"', _body(_failure_body(c, lang)))
-            out.append("\n    </testcase>")
-        elif outcome is Outcome.ERROR:
-            out.append(case + ">")
-            _leaf(out, "\n      ", "error", f' message="{A(_attr(_error_message(r, c, lang)))}" type="InfraError"',
-                  _body(_error_body(r, c, lang)))
-            out.append("\n    </testcase>")
-        else:
-            out.append(case + " />")
+    for (c, _), (_, tail) in zip(outcomes, parts):
+        out.append(f'\n    <testcase name="{A(_attr(f"{who}{c.check_id}: {c.title.get(lang)}"))}" classname="{classname}" time="{_time(c.duration)}"{tail}')
     if orphan_error:
         label = _LABELS["ns"].get(lang)
         out.append(f'\n    <testcase name="{A(_attr(f"{who}(namespace): {label}"))}" classname="{classname}"'

@@ -300,6 +300,45 @@ def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
     return "\n".join(parts)
 
 
+# Every student who ends a check the same way gets the same test name, score and output: those
+# are cleaned and built once per distinct ending, not once per student (see junit._PARTS).
+_NAMES: dict[tuple[object, ...], str] = {}
+_TESTS: dict[tuple[object, ...], tuple[dict[str, Any], str, str]] = {}
+_MEMO_MAX = 20_000
+
+
+def _test_name(r: ExerciseResult, c: CheckResult, lang: str) -> str:
+    key = (lang, r.exercise_id, c.check_id, c.title)
+    name = _NAMES.get(key)
+    if name is None:
+        name = f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"
+        if len(_NAMES) >= _MEMO_MAX:
+            _NAMES.clear()
+        _NAMES[key] = name
+    return name
+
+
+def _test_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str,
+                name: str) -> tuple[dict[str, Any], str, str]:
+    """(a test's fields up to ``visibility``, its exercise, its check id), memoised; callers copy."""
+    key = (lang, name, r.exercise_id, r.error, c.check_id, c.points, c.outcome, outcome, c.visibility,
+           c.message, c.hint, c.command)
+    got = _TESTS.get(key)
+    if got is None:
+        got = ({
+            "name": name,
+            "score": _json_number(c.earned),
+            "max_score": _json_number(c.points),
+            "status": "passed" if outcome is Outcome.PASSED else "failed",
+            "output": _gradescope_output(r, c, lang),
+            "visibility": c.visibility.value,
+        }, clean(r.exercise_id), clean(c.check_id))
+        if len(_TESTS) >= _MEMO_MAX:
+            _TESTS.clear()
+        _TESTS[key] = got
+    return got
+
+
 def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) -> dict[str, Any]:
     """Gradescope autograder ``results.json`` (https://gradescope-autograders.readthedocs.io/en/
     latest/specs/, "Output format").
@@ -323,9 +362,10 @@ def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) ->
             errors.append({"exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
                            "message": clean(r.error.get(lang))})
             lines.append(f"  {_one_line(r.exercise_id)}: {_one_line(r.error.get(lang))}")
+        namespace = clean(r.namespace)
         for c in r.checks:
             outcome = effective_outcome(r, c)
-            name = f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"
+            name = _test_name(r, c, lang)
             if outcome is Outcome.ERROR:
                 unobserved.append({
                     "exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
@@ -337,19 +377,15 @@ def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) ->
                     detail = f" ({_one_line(c.message.get(lang))})" if c.message is not None and r.error is None else ""
                     lines.append(f"  {name}{detail}")
                 continue
+            static, exercise, check_id = _test_parts(r, c, outcome, lang, name)
             tests.append({
-                "name": name,
-                "score": _json_number(c.earned),
-                "max_score": _json_number(c.points),
-                "status": "passed" if outcome is Outcome.PASSED else "failed",
-                "output": _gradescope_output(r, c, lang),
-                "visibility": c.visibility.value,
+                **static,
                 "tags": [outcome.value],
                 "extra_data": {
                     "outcome": outcome.value,
-                    "exercise": clean(r.exercise_id),
-                    "namespace": clean(r.namespace),
-                    "check_id": clean(c.check_id),
+                    "exercise": exercise,
+                    "namespace": namespace,
+                    "check_id": check_id,
                     "attempts": c.attempts,
                 },
             })

@@ -246,3 +246,60 @@ def test_write_atomic_failure_leaves_old_file(tmp_path: Path) -> None:
         write_atomic(target, 123)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["r.json"]
+
+
+# A class's report files share what students who end a check the same way are told (rendered
+# once per ending): two students who differ in any one field must each get their own.
+_SAME_CHECK_DIFFERENT_ENDINGS = {
+    "message": dict(message=Text("日 B", "msg-B")),
+    "hint": dict(hint=Text("ヒ B", "hint-B")),
+    "command": dict(command="cmd-B"),
+    "points": dict(points=3),
+    "outcome": dict(outcome=Outcome.PASSED),
+    "visibility": dict(visibility=Visibility.HIDDEN),
+    "title": dict(title=Text("題 B", "Title-B")),
+}
+
+
+def _ending(namespace: str, error: Text | None = None, **change) -> ExerciseResult:
+    fields = dict(check_id="svc", title=Text("題 A", "Title-A"), points=2, outcome=Outcome.FAILED,
+                  message=Text("日 A", "msg-A"), hint=Text("ヒ A", "hint-A"), command="cmd-A")
+    return ExerciseResult("ex3", Text("演習", "Exercise"), namespace, [CheckResult(**{**fields, **change})], error)
+
+
+@pytest.mark.parametrize("field", [*_SAME_CHECK_DIFFERENT_ENDINGS, "error"])
+def test_students_ending_a_check_differently_each_get_their_own_report(field: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    from grader.junit import render_junit
+
+    change = _SAME_CHECK_DIFFERENT_ENDINGS.get(field, {})
+    first = _ending("alice")
+    second = _ending("bob", Text("見えない", "cannot-see-B"), **change) if field == "error" else _ending("bob", **change)
+    for r in (first, second, first):     # the first student's ending is told again after the other's
+        case = ET.fromstring(render_junit([r], "en")).find("testsuite/testcase")
+        test = gradescope_json([r], "en")["tests"]
+        props = {p.get("name"): p.get("value") for p in ET.fromstring(render_junit([r], "en")).iter("property")}
+        assert r.namespace in case.get("name") and props["namespace"] == r.namespace
+        if r is first:
+            assert case.find("failure").get("message") == "msg-A"
+            assert case.find("failure").text == "msg-A\nHint: hint-A\nTry: cmd-A"
+            assert "Title-A" in case.get("name") and props["check.svc.max"] == "2"
+            assert props["check.svc.visibility"] == "visible" and props["check.svc.outcome"] == "failed"
+            assert test[0]["output"] == "msg-A\nHint: hint-A\nTry: cmd-A" and test[0]["max_score"] == 2
+            assert test[0]["extra_data"]["namespace"] == "alice"
+            continue
+        seen = case.find("failure") if case.find("failure") is not None else case.find("error")
+        body = "" if seen is None else seen.text
+        expected = {
+            "message": lambda: seen.get("message") == "msg-B" and body.startswith("msg-B\n")
+            and test[0]["output"].startswith("msg-B\n"),
+            "hint": lambda: "Hint: hint-B" in body and "Hint: hint-B" in test[0]["output"],
+            "command": lambda: body.endswith("Try: cmd-B") and test[0]["output"].endswith("Try: cmd-B"),
+            "points": lambda: props["check.svc.max"] == "3" and test[0]["max_score"] == 3,
+            "outcome": lambda: seen is None and props["check.svc.earned"] == "2" and test[0]["status"] == "passed",
+            "visibility": lambda: props["check.svc.visibility"] == "hidden" and test[0]["visibility"] == "hidden",
+            "title": lambda: "Title-B" in case.get("name") and "Title-B" in test[0]["name"],
+            "error": lambda: case.find("error") is not None and "cannot-see-B" in body and test == [],
+        }[field]
+        assert expected(), (field, ET.tostring(case), test)
