@@ -34,12 +34,14 @@ _LABELS: dict[str, dict[str, str]] = {
            "pass_rate": "合格率", "passed": "合格", "failed": "不合格", "error": "採点エラー",
            "not_attempted": "未着手", "top_failures": "よくある不合格 (演習ごと上位 5 件)",
            "errors": "採点側のエラー (学生のミスではありません。再実行してください)", "no_errors": "ありません",
-           "stuck": "最初の不合格", "students": "人", "count": "件", "legend": "凡例", "sort": "並べ替え"},
+           "stuck": "最初の不合格", "students": "人", "count": "件", "legend": "凡例", "sort": "並べ替え",
+           "their_namespace": "\u201c(各自の名前空間)\u201d"},
     "en": {"title": "Class results", "student": "Student (namespace)", "score": "Score", "filter": "Filter…",
            "pass_rate": "Pass rate", "passed": "passed", "failed": "failed", "error": "grader error",
            "not_attempted": "not attempted", "top_failures": "Most common failures (top 5 per exercise)",
            "errors": "Grader-side errors (not the students' fault; re-run them)", "no_errors": "none",
-           "stuck": "first failing check", "students": "students", "count": "×", "legend": "Legend", "sort": "sort"},
+           "stuck": "first failing check", "students": "students", "count": "×", "legend": "Legend", "sort": "sort",
+           "their_namespace": "\u201c(their namespace)\u201d"},
 }
 
 
@@ -85,6 +87,10 @@ def class_data(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str) -> d
                 ex["checks"].setdefault(c.check_id, {"id": cleaned(c.check_id, 80), "title": cleaned(c.title.get(lang), 200),
                                                      "points": _num(c.points)})
     students: list[dict[str, Any]] = []
+    # A message names the student's own namespace in quotes ("Route “hello” does not exist in
+    # namespace “student-0042”"): in the class's list that is each student's namespace, so 300
+    # students who missed the same Route are one line, not 300 lines of one.
+    theirs = _LABELS[lang]["their_namespace"]
     failures: dict[str, Counter[str]] = {ex: Counter() for ex in exercises}
     errors: list[dict[str, Any]] = []
     for ns, results in by_ns.items():
@@ -102,7 +108,8 @@ def class_data(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str) -> d
             for c in r.checks:
                 outcome = effective_outcome(r, c)
                 if outcome is Outcome.FAILED and cells["status"] != NOT_ATTEMPTED:
-                    failures[ex_id][cleaned((c.message or c.title).get(lang), 300)] += 1
+                    said = (c.message or c.title).get(lang)
+                    failures[ex_id][cleaned(said.replace(f"\u201c{ns}\u201d", theirs) if ns else said, 300)] += 1
                 elif outcome is Outcome.ERROR and r.error is None:
                     errors.append({"namespace": cleaned(ns, 100), "exercise": cleaned(ex_id, 80),
                                    "check": cleaned(c.check_id, 80),

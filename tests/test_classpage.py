@@ -65,6 +65,16 @@ def test_class_data_holds_what_the_page_draws():
     assert all("\x1b" not in e["message"] for e in data["errors"]) and "\x1b" not in json.dumps(data)
 
 
+@pytest.mark.parametrize("lang, theirs", [("en", "“(their namespace)”"), ("ja", "“(各自の名前空間)”")])
+def test_a_failure_naming_each_students_namespace_is_one_line_of_the_class(lang, theirs):
+    said = "Route “hello” does not exist in namespace “{}” (there is no Route at all)."
+    by_ns = {ns: [_ex(ns, "ex6", [F, P], messages=[said.format(ns)])] for ns in ("student-1", "student-2", "student-3")}
+    by_ns["student-4"] = [_ex("student-4", "ex6", [F, P], messages=[said.format("student-1")])]  # not their own
+    top = class_data(by_ns, lang=lang)["top_failures"]["ex6"]
+    assert top == [{"message": said.format(theirs[1:-1]), "count": 3},
+                   {"message": said.format("student-1"), "count": 1}]
+
+
 def test_page_is_self_contained_and_its_json_cannot_close_the_script():
     page = render_class_page(klass(), lang="en")
     markup = page.split('id="class-data">')[0] + page.split('id="class-data">')[1].split("</script>", 1)[1]
