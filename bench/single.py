@@ -51,6 +51,8 @@ def main() -> None:
     from grader.kube import Api
     from grader.cluster import EmbeddedCluster
 
+    from batch import compile_like_an_install
+    compile_like_an_install()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     with tempfile.TemporaryDirectory() as tmp, EmbeddedCluster() as cluster:

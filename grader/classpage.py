@@ -80,12 +80,15 @@ def class_data(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str) -> d
     exercises: dict[str, dict[str, Any]] = {}
     for results in by_ns.values():
         for r in results:
-            ex = exercises.setdefault(r.exercise_id, {"id": cleaned(r.exercise_id, 80),
-                                                      "title": cleaned(r.title.get(lang), 200),
-                                                      "max_score": _num(r.max_score), "checks": {}})
+            ex = exercises.get(r.exercise_id)
+            if ex is None:
+                ex = exercises[r.exercise_id] = {"id": cleaned(r.exercise_id, 80), "title": cleaned(r.title.get(lang), 200),
+                                                 "max_score": _num(r.max_score), "checks": {}}
+            checks = ex["checks"]
             for c in r.checks:
-                ex["checks"].setdefault(c.check_id, {"id": cleaned(c.check_id, 80), "title": cleaned(c.title.get(lang), 200),
-                                                     "points": _num(c.points)})
+                if c.check_id not in checks:
+                    checks[c.check_id] = {"id": cleaned(c.check_id, 80), "title": cleaned(c.title.get(lang), 200),
+                                          "points": _num(c.points)}
     students: list[dict[str, Any]] = []
     # A message names the student's own namespace in quotes ("Route “hello” does not exist in
     # namespace “student-0042”"): in the class's list that is each student's namespace, so 300
