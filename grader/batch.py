@@ -181,13 +181,19 @@ def write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang
     write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
 
 
+def in_order(by_ns: dict[str, list[ExerciseResult]]) -> dict[str, list[ExerciseResult]]:
+    """The namespaces in the order the gradebook and the class page list them."""
+    return {ns: by_ns[ns] for ns in sorted(by_ns)}
+
+
 def write_gradebook(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str = "en", *,
-                     page: bool = True) -> None:
-    """The gradebook and, with ``page``, the class page (``DIR/index.html``), over the same namespaces."""
-    ordered = {ns: by_ns[ns] for ns in sorted(by_ns)}
+                     page: bool = True, data: dict[str, Any] | None = None) -> None:
+    """The gradebook and, with ``page``, the class page (``DIR/index.html``), over the same
+    namespaces; ``data``: the page's ``class_data`` of ``in_order(by_ns)``, if computed already."""
+    ordered = in_order(by_ns)
     write_atomic(out_dir / GRADEBOOK, gradebook_csv([r for rs in ordered.values() for r in rs]))
     if page:
-        write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang))
+        write_atomic(out_dir / CLASS_PAGE, render_class_page(ordered, lang=lang, data=data))
 
 
 class _Gradebook:

@@ -151,11 +151,14 @@ def _script_json(value: Any) -> str:
     return text
 
 
-def render_class_page(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str, live: str | None = None) -> str:
-    """The whole page. ``live``: a URL path (``/class.json``) the page polls every second."""
+def render_class_page(by_ns: Mapping[str, Sequence[ExerciseResult]], *, lang: str, live: str | None = None,
+                      data: dict[str, Any] | None = None) -> str:
+    """The whole page. ``live``: a URL path (``/class.json``) the page polls every second.
+    ``data``: ``class_data`` of the same ``by_ns`` when the caller has it already (live grading
+    serves it and writes the page from one computation)."""
     if live is not None and (not live.startswith("/") or live.startswith("//")):
         raise ValueError(f"live must be a path on the same server, like /class.json: {live!r}")
-    data = class_data(by_ns, lang=lang)
+    data = class_data(by_ns, lang=lang) if data is None else data
     lang = data["lang"]
     title = data["labels"]["title"]
     return (_PAGE.replace("%LANG%", lang)

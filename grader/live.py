@@ -23,7 +23,8 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-from .batch import GRADEBOOK, write_gradebook, write_namespaces, safe_name
+from .batch import GRADEBOOK, in_order, safe_name, write_gradebook, write_namespaces
+from .classpage import class_data
 from .errors import InfraError
 from .grading import probe_for
 from .i18n import Raw, t
@@ -268,10 +269,12 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
     def publish(changed: list[str]) -> None:
         for n in changed:
             by_ns[n] = grades.results([n], exercises)
+        # one class_data for DIR/index.html and the server's page, in the page's own order
+        data = class_data(in_order(by_ns), lang=lang) if out is not None and server is not None else None
         if out is not None:      # files first: what the page shows is on disk already
             write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
-            write_gradebook(out, by_ns)
-        board.publish(by_ns)
+            write_gradebook(out, by_ns, lang, data=data)
+        board.publish(in_order(by_ns) if data is not None else by_ns, data)
         if server is None and out is None:
             for n in changed:
                 rs = by_ns[n]

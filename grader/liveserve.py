@@ -72,6 +72,7 @@ class Board:
         self._by_ns: dict[str, Sequence[ExerciseResult]] = {}
         self._updated = datetime.now(timezone.utc)
         self._cache: dict[str, bytes] = {}      # path → the answer, until the next publish
+        self._data: dict[str, Any] | None = None   # class_data of the current grades, once computed
         self._version = 0
 
     def answer(self, path: str, version: int, build: Callable[[], str]) -> bytes:
@@ -86,12 +87,24 @@ class Board:
                     self._cache[path] = got
         return got
 
-    def publish(self, by_ns: Mapping[str, Sequence[ExerciseResult]]) -> None:
-        """The grades now; ``by_ns``'s lists are never changed after (a new grade is a new list)."""
+    def publish(self, by_ns: Mapping[str, Sequence[ExerciseResult]], data: dict[str, Any] | None = None) -> None:
+        """The grades now; ``by_ns``'s lists are never changed after (a new grade is a new list).
+        ``data``: their ``class_data``, when the caller computed it already (for DIR/index.html)."""
         new = dict(by_ns)
         with self._lock:
             self._by_ns, self._updated = new, datetime.now(timezone.utc)
-            self._cache, self._version = {}, self._version + 1
+            self._cache, self._data, self._version = {}, data, self._version + 1
+
+    def class_data(self, by_ns: Mapping[str, Sequence[ExerciseResult]], version: int) -> dict[str, Any]:
+        """The page's data for the grades of ``version``, computed once for ``/`` and ``/class.json``."""
+        with self._lock:
+            got = self._data if version == self._version else None
+        if got is None:
+            got = class_data(by_ns, lang=self.lang)
+            with self._lock:
+                if version == self._version:
+                    self._data = got
+        return got
 
     def read(self) -> tuple[dict[str, Sequence[ExerciseResult]], datetime, int]:
         with self._lock:
@@ -143,10 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "application/json", board.answer(path, version, lambda: json.dumps(grades(by_ns, updated))))
         elif path == "/class.json":
             self._send(200, "application/json", board.answer(path, version, lambda: json.dumps(
-                class_data(by_ns, lang=lang), ensure_ascii=False)))
+                board.class_data(by_ns, version), ensure_ascii=False)))
         elif path in ("/", "/index.html"):
             self._send(200, "text/html; charset=utf-8", board.answer("/", version, lambda: render_class_page(
-                by_ns, lang=lang, live="/class.json")))
+                by_ns, lang=lang, live="/class.json", data=board.class_data(by_ns, version))))
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
 

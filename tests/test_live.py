@@ -121,9 +121,9 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
     cluster.create_namespace(f"live{tag}-a")
     out = tmp_path / "out"
     child = Child("ex1", "--watch", "--kubeconfig", str(kubeconfig), "--namespace-pattern", f"*{tag}-*",
-                  "--serve", "127.0.0.1:0", "--out", str(out), "--lang", "en")
+                  "--serve", "127.0.0.1:0", "--out", str(out), "--lang", "ja")
     try:
-        url = child.wait_for(r"class page: (http://127\.0\.0\.1:\d+/)", "err").group(1)
+        url = child.wait_for(r"クラスのページ: (http://127\.0\.0\.1:\d+/)", "err").group(1)
         end = time.monotonic() + 30
         while f"live{tag}-a" not in _get(url + "grades.json")["namespaces"] and time.monotonic() < end:
             time.sleep(0.1)
@@ -153,6 +153,9 @@ def test_grades_json_follows_a_new_namespace_and_its_work(cluster, api, kubeconf
         assert (out / f"live{tag}-a" / "results.json").stat().st_mtime_ns == first, \
             "only the changed namespace's reports are rewritten"
         assert new in (out / "gradebook.csv").read_text()
+        # the page on disk is the served page's data, in the language asked for
+        written = (out / "index.html").read_text()
+        assert '<html lang="ja">' in written and new in written and "クラスの採点結果" in written
         child.proc.send_signal(signal.SIGINT)
         assert child.finish(30) == 130
     finally:
