@@ -316,3 +316,55 @@ def test_an_interrupt_drops_the_probes_still_queued():
     interrupted.set()
     time.sleep(0.2)     # were the queued probes not dropped, the freed worker would now run them
     assert ran in ([0], [0, 1]), ran    # at most the one the single worker had already taken
+
+
+def test_router_connection_is_kept_only_after_a_clean_answer(api, recorder):
+    """Through --router every student's page comes over one kept connection (a TCP connection
+    per page was most of a route exercise's system CPU), but never after a cut answer, and a kept
+    connection the router closed meanwhile is replaced without losing that student's page."""
+    ports: list[tuple[str, int]] = []
+
+    def serve(h: BaseHTTPRequestHandler) -> None:
+        host = h.headers.get("Host", "")
+        ports.append((host.split(".")[0], h.client_address[1]))
+        body = b"x" * 5000 if host.startswith("big.") else f"page of {host}".encode()
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            h.wfile.write(body)
+        except OSError:
+            pass    # the probe hung up at its cap
+        if host.startswith("bye."):
+            h.close_connection = True   # closed after a clean answer that did not say so
+
+    router = recorder(respond=serve)
+    probe = Probe(api, router=router.address, max_body=1000)
+    pages = {name: probe.url(f"{name}.apps.sandbox.local") for name in ("a", "b", "big", "c", "bye", "d")}
+    port = dict(ports)
+    assert pages["big"].cut and len(pages["big"].body) == 1000
+    for name in ("a", "b", "c", "bye", "d"):
+        assert pages[name].status == 200 and pages[name].error is None
+        assert pages[name].body == f"page of {name}.apps.sandbox.local".encode()
+    assert port["a"] == port["b"] == port["big"]       # kept after each clean answer
+    assert port["c"] != port["big"]                    # never after a cut
+    assert port["bye"] == port["c"] and port["d"] != port["bye"]   # closed by the router: a new one
+    assert [name for name, _ in ports].count("d") in (1, 2)   # the stale one got nothing, or an unanswered GET
+
+
+def test_without_a_router_each_page_has_its_own_connection(api, recorder):
+    """Without --router each host is its own address: nothing is kept, every GET says close."""
+    seen: list[tuple[int, str | None]] = []
+
+    def serve(h: BaseHTTPRequestHandler) -> None:
+        seen.append((h.client_address[1], h.headers.get("Connection")))
+        h.send_response(204)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    router = recorder(respond=serve)
+    probe = Probe(api, route_domains=["apps.sandbox.local"])
+    probe.router = None
+    for name in ("a", "b"):
+        probe._exchange(None, router.address, f"{name}.apps.sandbox.local", "/", time.monotonic() + 5, False)
+    assert len({port for port, _ in seen}) == 2 and {c for _, c in seen} == {"close"}
