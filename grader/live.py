@@ -269,12 +269,13 @@ def watch_class(api: Api, ns: argparse.Namespace, settings: Settings, specs: lis
     def publish(changed: list[str]) -> None:
         for n in changed:
             by_ns[n] = grades.results([n], exercises)
-        # one class_data for DIR/index.html and the server's page, in the page's own order
-        data = class_data(in_order(by_ns), lang=lang) if out is not None and server is not None else None
+        ordered = in_order(by_ns)
+        # one class_data for both DIR/index.html and the server's page and /class.json
+        data = class_data(ordered, lang=lang) if out is not None and server is not None else None
         if out is not None:      # files first: what the page shows is on disk already
             write_namespaces(out, {n: by_ns[n] for n in changed}, lang)
-            write_gradebook(out, by_ns, lang, data=data)
-        board.publish(in_order(by_ns) if data is not None else by_ns, data)
+            write_gradebook(out, ordered, lang, data=data)
+        board.publish(ordered, data)
         if server is None and out is None:
             for n in changed:
                 rs = by_ns[n]
