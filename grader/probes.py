@@ -248,9 +248,8 @@ class Probe:
         black-holed connect nor a page that trickles one byte at a time holds the grader longer.
 
         Through ``--router`` every host is one address, and a connection to it is kept for the
-        next probe after a complete, clean answer (as ``Api.fetch`` keeps the API server's): a
-        TCP connection per student's page was most of the system CPU of a route exercise's batch.
-        A kept connection the router closed meanwhile fails before any answer, and that one GET
+        next probe after a complete, clean answer (as ``Api.fetch`` keeps the API server's),
+        rather than a new TCP connection for every student's page. A kept connection the router closed meanwhile fails before any answer, and that one GET
         is sent again on a new connection. Without a router each host is its own address and
         every probe has its own connection."""
         import time

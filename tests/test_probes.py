@@ -319,8 +319,8 @@ def test_an_interrupt_drops_the_probes_still_queued():
 
 
 def test_router_connection_is_kept_only_after_a_clean_answer(api, recorder):
-    """Through --router every student's page comes over one kept connection (a TCP connection
-    per page was most of a route exercise's system CPU), but never after a cut answer, and a kept
+    """Through --router every student's page comes over one kept connection (not one TCP
+    connection per page), but never after a cut answer, and a kept
     connection the router closed meanwhile is replaced without losing that student's page."""
     ports: list[tuple[str, int]] = []
 
