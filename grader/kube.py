@@ -32,7 +32,8 @@ from .wire import retry_after as _retry_after, status_doc as _status_doc, status
 
 # Where a pod's service account token, CA and namespace are mounted (in-cluster config).
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# The embedded cluster records its router and route domain in the kubeconfig under this name.
+# The least time left in the retry deadline worth one more attempt.
+_LAST_TRY = 0.05
 # The kubeconfig extension where the embedded cluster names its router and route domain; the
 # cluster writes it under the same name (``grader.cluster.SANDBOX_EXTENSION``), a shared wire format.
 SANDBOX_EXTENSION = "grader.dev/sandbox"
@@ -276,14 +277,15 @@ class Api:
         started = self.retry.clock()
         for attempt in range(self.retry.attempts):
             left = self.retry.deadline - (self.retry.clock() - started)
-            if left <= 0.05:
+            if left <= _LAST_TRY:
                 return
             yield attempt, (min(self.retry.connect_timeout, left), min(self.retry.read_timeout, left))
 
     def _sleep(self, attempt: int, retry_after: float | None, started: float) -> bool:
-        """Back off before the next attempt; False when that would pass the deadline."""
+        """Back off before the next attempt; False when no attempt would fit after it (never a
+        sleep only to give up)."""
         delay = self.retry.delay(attempt + 1, retry_after)
-        if self.retry.clock() - started + delay >= self.retry.deadline:
+        if self.retry.clock() - started + delay >= self.retry.deadline - _LAST_TRY:
             return False
         self.retry.sleep(delay)
         return True

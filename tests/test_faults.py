@@ -144,6 +144,7 @@ def test_persistent_5xx_is_an_api_error_within_the_deadline(faulty):
             fast.list("Pod", namespaces[0])
     finally:
         fast.close()
+    made = fast.requests_made
     spent = clock() - started
     assert not isinstance(info.value, CannotSee)
     assert info.value.status == 503 and "503" in info.value.message.en
@@ -152,8 +153,10 @@ def test_persistent_5xx_is_an_api_error_within_the_deadline(faulty):
     # the real requests before it also counts on this clock)
     assert 0 < sum(clock.slept) < 2.0 and spent < 2.0 + 3.0, (clock.slept, spent)
     pods = lambda r: r.path.endswith("/pods")  # noqa: E731
-    tries = [r for r in settled_log(cluster, len(clock.slept) + 1, pods) if pods(r)]
-    assert len(tries) == len(clock.slept) + 1 >= 3 and {r.status for r in tries} == {503}
+    tries = [r for r in settled_log(cluster, made, pods) if pods(r)]
+    assert len(tries) == made >= 3 and {r.status for r in tries} == {503}
+    # a try after every sleep (the last one, on a loaded machine, may find the deadline reached)
+    assert made - len(clock.slept) in (0, 1), (made, clock.slept)
     assert fast._down is None          # the server answered: it is not "unreachable"
 
 
