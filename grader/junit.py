@@ -51,7 +51,7 @@ import socket
 from datetime import datetime
 
 from .i18n import Text, clean
-from .reports import effective_outcome, format_number, write_atomic
+from .reports import effective_outcome, format_number, memo, write_atomic
 from .results import CheckResult, ExerciseResult, Outcome
 
 __all__ = ["render_junit", "write_junit"]
@@ -170,20 +170,13 @@ def _leaf(out: list[str], indent: str, tag: str, attrs: str, text: str) -> None:
 # ending, not once per student (they were half of a batch's report writing). Only the testcase's
 # name (it holds the namespace) and its time are rendered each time.
 _PARTS: dict[tuple[object, ...], tuple[str, str]] = {}
-_PARTS_MAX = 20_000
 
 
 def _check_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str, prefix: str) -> tuple[str, str]:
     """(the check's four properties, what follows the testcase's attributes), memoised."""
     key = (lang, prefix, r.error, c.check_id, c.title, c.points, c.outcome, outcome, c.visibility,
            c.message, c.hint, c.command)
-    got = _PARTS.get(key)
-    if got is None:
-        got = _render_check_parts(r, c, outcome, lang, prefix)
-        if len(_PARTS) >= _PARTS_MAX:
-            _PARTS.clear()
-        _PARTS[key] = got
-    return got
+    return memo(_PARTS, key, lambda: _render_check_parts(r, c, outcome, lang, prefix))
 
 
 def _render_check_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str, prefix: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .atomic import write_atomic, write_atomic_batch, write_atomic_many
 from .i18n import Text, clean
@@ -37,6 +37,7 @@ __all__ = [
     "effective_outcome",
     "format_number",
     "gradebook_csv",
+    "memo",
     "gradescope_json",
     "render_console",
     "to_json",
@@ -300,22 +301,31 @@ def _gradescope_output(r: ExerciseResult, c: CheckResult, lang: str) -> str:
     return "\n".join(parts)
 
 
+_T = TypeVar("_T")
+MEMO_MAX = 20_000
+
+
+def memo(store: dict[Any, _T], key: Any, build: Callable[[], _T]) -> _T:
+    """``store[key]``, built on first use; the store is emptied when it holds ``MEMO_MAX`` entries
+    (a class's report pieces repeat, but text that names a namespace does not: bounded memory)."""
+    got = store.get(key)
+    if got is None:
+        got = build()
+        if len(store) >= MEMO_MAX:
+            store.clear()
+        store[key] = got
+    return got
+
+
 # Every student who ends a check the same way gets the same test name, score and output: those
 # are cleaned and built once per distinct ending, not once per student (see junit._PARTS).
 _NAMES: dict[tuple[object, ...], str] = {}
 _TESTS: dict[tuple[object, ...], tuple[dict[str, Any], str, str]] = {}
-_MEMO_MAX = 20_000
 
 
 def _test_name(r: ExerciseResult, c: CheckResult, lang: str) -> str:
-    key = (lang, r.exercise_id, c.check_id, c.title)
-    name = _NAMES.get(key)
-    if name is None:
-        name = f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"
-        if len(_NAMES) >= _MEMO_MAX:
-            _NAMES.clear()
-        _NAMES[key] = name
-    return name
+    return memo(_NAMES, (lang, r.exercise_id, c.check_id, c.title), lambda: (
+        f"{_one_line(r.exercise_id)} {_one_line(c.check_id)}: {_one_line(c.title.get(lang))}"))
 
 
 def _test_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str,
@@ -323,20 +333,14 @@ def _test_parts(r: ExerciseResult, c: CheckResult, outcome: Outcome, lang: str,
     """(a test's fields up to ``visibility``, its exercise, its check id), memoised; callers copy."""
     key = (lang, name, r.exercise_id, r.error, c.check_id, c.points, c.outcome, outcome, c.visibility,
            c.message, c.hint, c.command)
-    got = _TESTS.get(key)
-    if got is None:
-        got = ({
-            "name": name,
-            "score": _json_number(c.earned),
-            "max_score": _json_number(c.points),
-            "status": "passed" if outcome is Outcome.PASSED else "failed",
-            "output": _gradescope_output(r, c, lang),
-            "visibility": c.visibility.value,
-        }, clean(r.exercise_id), clean(c.check_id))
-        if len(_TESTS) >= _MEMO_MAX:
-            _TESTS.clear()
-        _TESTS[key] = got
-    return got
+    return memo(_TESTS, key, lambda: ({
+        "name": name,
+        "score": _json_number(c.earned),
+        "max_score": _json_number(c.points),
+        "status": "passed" if outcome is Outcome.PASSED else "failed",
+        "output": _gradescope_output(r, c, lang),
+        "visibility": c.visibility.value,
+    }, clean(r.exercise_id), clean(c.check_id)))
 
 
 def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) -> dict[str, Any]:
