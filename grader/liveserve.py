@@ -63,6 +63,9 @@ def grades(by_ns: Mapping[str, Sequence[ExerciseResult]], updated: datetime) -> 
         for ns, rs in sorted(by_ns.items())}}
 
 
+_DATA = "class_data"     # not a path (paths start with "/"): the page's data in Board's cache
+
+
 class Board:
     """What the server shows: the latest results per namespace, swapped in whole."""
 
@@ -71,21 +74,28 @@ class Board:
         self._lock = threading.Lock()
         self._by_ns: dict[str, Sequence[ExerciseResult]] = {}
         self._updated = datetime.now(timezone.utc)
-        self._cache: dict[str, bytes] = {}      # path → the answer, until the next publish
-        self._data: dict[str, Any] | None = None   # class_data of the current grades, once computed
+        # path → its answer, and _DATA → class_data, once per publish (dropped by the next one)
+        self._cache: dict[str, Any] = {}
         self._version = 0
 
-    def answer(self, path: str, version: int, build: Callable[[], str]) -> bytes:
-        """A page built once per publish (``version``, from ``read``), however often it is asked
+    def _once(self, key: str, version: int, build: Callable[[], Any]) -> Any:
+        """``build()`` once per publish (``version``, from ``read``), however often it is asked
         for: a class page polls every second, and a script may poll faster."""
         with self._lock:
-            got = self._cache.get(path) if version == self._version else None
+            got = self._cache.get(key) if version == self._version else None
         if got is None:
-            got = build().encode("utf-8")
+            got = build()
             with self._lock:
                 if version == self._version:
-                    self._cache[path] = got
+                    self._cache[key] = got
         return got
+
+    def answer(self, path: str, version: int, build: Callable[[], str]) -> bytes:
+        return self._once(path, version, lambda: build().encode("utf-8"))
+
+    def class_data(self, by_ns: Mapping[str, Sequence[ExerciseResult]], version: int) -> dict[str, Any]:
+        """The page's data for the grades of ``version``, computed once for ``/`` and ``/class.json``."""
+        return self._once(_DATA, version, lambda: class_data(by_ns, lang=self.lang))
 
     def publish(self, by_ns: Mapping[str, Sequence[ExerciseResult]], data: dict[str, Any] | None = None) -> None:
         """The grades now; ``by_ns``'s lists are never changed after (a new grade is a new list).
@@ -93,18 +103,7 @@ class Board:
         new = dict(by_ns)
         with self._lock:
             self._by_ns, self._updated = new, datetime.now(timezone.utc)
-            self._cache, self._data, self._version = {}, data, self._version + 1
-
-    def class_data(self, by_ns: Mapping[str, Sequence[ExerciseResult]], version: int) -> dict[str, Any]:
-        """The page's data for the grades of ``version``, computed once for ``/`` and ``/class.json``."""
-        with self._lock:
-            got = self._data if version == self._version else None
-        if got is None:
-            got = class_data(by_ns, lang=self.lang)
-            with self._lock:
-                if version == self._version:
-                    self._data = got
-        return got
+            self._cache, self._version = ({} if data is None else {_DATA: data}), self._version + 1
 
     def read(self) -> tuple[dict[str, Sequence[ExerciseResult]], datetime, int]:
         with self._lock:
