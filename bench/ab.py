@@ -8,25 +8,23 @@ within an hour, so runs at different moments cannot be compared).
 and byte-compiled, as the working tree is. Each round runs the old tree, then the working tree,
 as ``python -m grader EX... --namespace-pattern 'student-*' --out DIR --wait 0 --quiet``
 (``grader.__main__`` started from the tree's path), and prints the child's user and system CPU
-from ``getrusage``; at the end min / median / max of user + sys per version.
+(``batch.run_measured``); at the end min / median / max of user + sys per version.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from batch import ALL, compile_like_an_install, fill, plan_many  # noqa: E402
+from batch import ALL, compile_like_an_install, fill, plan_many, run_measured  # noqa: E402
 
 from grader.cluster import EmbeddedCluster  # noqa: E402
 from grader.settings import Settings  # noqa: E402
@@ -70,15 +68,12 @@ def main() -> None:
                 cmd = [sys.executable, "-c", START.format(tree=tree), *exercises, "--namespace-pattern", "student-*",
                        "--out", f"{tmp}/out-{len(cpu[label])}-{label[:3]}", "--wait", "0", "--quiet",
                        "--kubeconfig", str(kubeconfig), "--lang", "en"]
-                before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-                done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if done.returncode not in (0, 1):
-                    raise SystemExit(f"{label} exited {done.returncode}:\n{done.stderr[-2000:]}")
-                user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-                cpu[label].append(user + system)
-                print(f"round {r} {label}: wall {time.monotonic() - started:.2f} s, user {user:.2f} s, sys {system:.2f} s",
-                      flush=True)
+                print(f"round {r} {label}:", flush=True)
+                code, printed, wall, seconds, _ = run_measured(cmd, {**os.environ})   # prints user and sys
+                if code not in (0, 1):
+                    raise SystemExit(f"{label} exited {code}:\n{printed[-2000:]}")
+                cpu[label].append(seconds)
+                print(f"    wall {wall:.2f} s, CPU {seconds:.2f} s", flush=True)
         for label, values in cpu.items():
             print(f"{label}: CPU s min {min(values):.2f} median {statistics.median(values):.2f} max {max(values):.2f}")
         print(f"load average {os.getloadavg()[0]:.2f}")
