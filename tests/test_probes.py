@@ -173,19 +173,21 @@ def test_redirects_are_not_followed(api, recorder):
     assert elsewhere.seen == []
 
 
+def _send_page(h: BaseHTTPRequestHandler, body: bytes) -> None:
+    """A 200 with its Content-Length; a probe that hangs up at its cap is no error here."""
+    h.send_response(200)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    try:
+        h.wfile.write(body)
+    except OSError:
+        pass
+
+
 def test_big_page_is_cut_at_one_mebibyte(api, recorder):
     big = b"<p>" + b"x" * (3 * MAX_BODY) + b"</p>"
 
-    def serve(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(big)))
-        h.end_headers()
-        try:
-            h.wfile.write(big)
-        except OSError:
-            pass  # the probe hangs up after 1 MiB
-
-    router = recorder(respond=serve)
+    router = recorder(respond=lambda h: _send_page(h, big))
     answer = Probe(api, router=router.address).url("big.apps.sandbox.local")
     assert MAX_BODY == 1 << 20
     assert answer.status == 200 and len(answer.body) == MAX_BODY and answer.body.startswith(b"<p>x")
@@ -327,14 +329,7 @@ def test_router_connection_is_kept_only_after_a_clean_answer(api, recorder):
     def serve(h: BaseHTTPRequestHandler) -> None:
         host = h.headers.get("Host", "")
         ports.append((host.split(".")[0], h.client_address[1]))
-        body = b"x" * 5000 if host.startswith("big.") else f"page of {host}".encode()
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        try:
-            h.wfile.write(body)
-        except OSError:
-            pass    # the probe hung up at its cap
+        _send_page(h, b"x" * 5000 if host.startswith("big.") else f"page of {host}".encode())
         if host.startswith("bye."):
             h.close_connection = True   # closed after a clean answer that did not say so
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -183,13 +183,18 @@ def test_a_faulty_server_is_never_spun_on(double, answer):
         live.stop()
 
 
-def test_cluster_wide_watch_forbidden_falls_back_to_one_watch_per_namespace(double, live):
-    def forbidden(h: Any) -> None:
+def _watch_forbidden(user: str) -> Callable[[Any], None]:
+    """A route that lists pods but answers a watch of them with RBAC's 403 for ``user``."""
+    def answer(h: Any) -> None:
         if "watch=true" in h.path:
-            return h.send_json(403, status(403, "Forbidden", 'pods is forbidden: User "ta" cannot watch resource "pods"'))
+            return h.send_json(403, status(403, "Forbidden", f'pods is forbidden: User "{user}" cannot watch resource "pods"'))
         code, body = h.owner.answer(h.path.split("?")[0], {})
         h.send_json(code, body)
-    double.route("/api/v1/pods", forbidden)
+    return answer
+
+
+def test_cluster_wide_watch_forbidden_falls_back_to_one_watch_per_namespace(double, live):
+    double.route("/api/v1/pods", _watch_forbidden("ta"))
     names(live, "alice")
     assert until(lambda: sum("/namespaces/" in r and "watch=true" in r for r in double.requests) >= 2)
     double.change("ADDED", pod("bob", "db"))
@@ -232,12 +237,7 @@ def test_a_route_change_renews_the_map_of_claimed_hosts(tmp_path):
 
 
 def test_a_namespace_that_may_be_listed_but_not_watched_is_listed_again(double):
-    def no_watch(h: Any) -> None:
-        if "watch=true" in h.path:
-            return h.send_json(403, status(403, "Forbidden", 'pods is forbidden: User "student" cannot watch resource "pods"'))
-        code, body = h.owner.answer(h.path.split("?")[0], {})
-        h.send_json(code, body)
-    double.route("/api/v1/namespaces/alice/pods", no_watch)
+    double.route("/api/v1/namespaces/alice/pods", _watch_forbidden("student"))
     live = LiveSnapshot(double.api, ["alice"], sleep=lambda s: not time.sleep(min(s, 0.05)))
     try:
         assert names(live, "alice") == ["web"]
