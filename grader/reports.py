@@ -362,17 +362,17 @@ def gradescope_json(result: ExerciseResult | list[ExerciseResult], lang: str) ->
     errors: list[dict[str, Any]] = []
     lines: list[str] = []
     for r in results:
+        namespace = clean(r.namespace)
         if r.error is not None:
-            errors.append({"exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+            errors.append({"exercise": clean(r.exercise_id), "namespace": namespace,
                            "message": clean(r.error.get(lang))})
             lines.append(f"  {_one_line(r.exercise_id)}: {_one_line(r.error.get(lang))}")
-        namespace = clean(r.namespace)
         for c in r.checks:
             outcome = effective_outcome(r, c)
             name = _test_name(r, c, lang)
             if outcome is Outcome.ERROR:
                 unobserved.append({
-                    "exercise": clean(r.exercise_id), "namespace": clean(r.namespace),
+                    "exercise": clean(r.exercise_id), "namespace": namespace,
                     "check_id": clean(c.check_id), "name": name, "max_score": _json_number(c.points),
                     "visibility": c.visibility.value, "attempts": c.attempts,
                     "message": None if c.message is None else clean(c.message.get(lang)),
