@@ -184,6 +184,7 @@ class Api:
         cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 32)
         self.server = cfg.host
         self._client = client.ApiClient(cfg)
+        self._conns: Any = None         # apiconn.connections(cfg), made at the first probe
         remember_client(cfg)    # its token is redacted from every message the run shows, from now on
 
     def _read_context(self, path: str, context: str | None) -> None:
@@ -204,6 +205,8 @@ class Api:
 
     def close(self) -> None:
         self._client.close()
+        if self._conns is not None:
+            self._conns.close()
 
     # --- raw requests ----------------------------------------------------------------------
     def _request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
@@ -226,9 +229,9 @@ class Api:
             resp = self._client.call_api(m, url, header_params=hdrs, body=data, _request_timeout=timeout)
             return resp.status, resp.headers, resp.read() or b""
         except (ApiException, HTTPError, OSError) as e:
-            raise self._unreachable(e, timeout) from None
+            raise self._unreachable(e) from None
 
-    def _unreachable(self, e: BaseException, timeout: tuple[float, float]) -> Unreachable:
+    def _unreachable(self, e: BaseException) -> Unreachable:
         """A one-line, actionable message for a request that got no HTTP answer."""
         text = " ".join(f"{getattr(e, 'reason', '')} {e!r}".split())
         tls = re.search(r"certificate verify failed[^'\")(]*", text) or \
@@ -421,39 +424,25 @@ class Api:
         ``bounded.read_body``. No HTTP answer at all (including none by the deadline) raises
         ``Unreachable``.
 
-        The connection goes back to the pool only after a complete, clean answer: the whole body
-        read to its end, within the cap, and the watchdog never fired (it can no longer fire once
-        its block is left). Anything else -- a cut, a broken or slow body, an answer the watchdog
-        ended -- closes it, so an unread rest or a shut socket is never lent to another request.
-        Reuse matters for speed: a new TLS handshake per probe was most of a probe's CPU."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        from .bounded import Watchdog, read_body
+        It goes over the API server's own connections (``bounded.Connections``, kept after a
+        clean answer: a new TLS handshake per probe was most of a probe's CPU), opened as the
+        client opens its own (``grader.apiconn``), and carries the client's credentials."""
+        from .apiconn import ProxyNotSupported, connections, netloc
+        from .bounded import NoAnswer
+        cfg = self._client.configuration
         with self._lock:
             self.requests_made += 1
-        left = max(0.01, deadline - time.monotonic())
-        timeout = (min(self.retry.connect_timeout, left), left)   # each socket wait ends by the deadline
-        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+            conns = self._conns = self._conns or connections(cfg)
+        headers = {"Host": netloc(cfg), "User-Agent": self._client.user_agent, "Accept": "*/*",
+                   "Accept-Encoding": "identity"}
+        self._client.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
         try:
-            m, url, hdrs, _, _ = self._client.param_serialize(method="GET", resource_path=path, header_params=headers,
-                                                              auth_settings=["BearerToken"])
-            raw = self._client.call_api(m, url, header_params=hdrs, _request_timeout=timeout).response
-        except (ApiException, HTTPError, OSError) as e:
-            raise self._unreachable(e, timeout) from None
-        clean_end = False
-        try:
-            with Watchdog(deadline, raw.shutdown) as dog:
-                body = read_body(lambda n: raw.read1(n, decode_content=False), raw.headers.get("Content-Encoding"),
-                                 max_body, deadline, dog.expired, seconds)
-            # http.client closes its file once the framing (length or last chunk) says the body ended
-            clean_end = not (body.cut or body.error or dog.expired.is_set()) and raw.isclosed()
-        finally:
-            if not clean_end:
-                raw.close()      # an unread rest is dropped with its connection, never reused
-            raw.release_conn()   # the pool slot comes back (with a reusable connection after a clean end)
-        return HttpAnswer(raw.status, body.data, error=body.error, headers=dict(raw.headers), cut=body.cut)
-
+            got = conns.get(path, headers, deadline, max_body, seconds)
+        except NoAnswer as e:
+            if isinstance(e.error, ProxyNotSupported):
+                raise ClusterUnavailable(e.error.text) from None
+            raise self._unreachable(TimeoutError("timed out") if e.late else e.error) from None
+        return HttpAnswer(got.status, got.body.data, error=got.body.error, headers=got.headers, cut=got.body.cut)
 
 # The client's kubeconfig loader installs a hook that runs before every request: it re-checks the
 # token's expiry and sets the whole configuration again (host, TLS files, proxies from the

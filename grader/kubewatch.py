@@ -112,7 +112,7 @@ class Stream:
                 header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
             raw = self.api._client.call_api(m, url, header_params=hdrs, _request_timeout=timeout).response
         except (ApiException, HTTPError, OSError) as e:
-            raise self.api._unreachable(e, timeout) from None
+            raise self.api._unreachable(e) from None
         with self._lock:
             self._raw = raw
         if self._closed.is_set():

@@ -61,7 +61,7 @@ class Probe:
         self._deferred: dict[tuple[str, ...], Callable[[], HttpAnswer]] = {}
         self.cache_budget = cache_budget
         self._cached_bytes = 0
-        self._idle: list[Any] = []     # connections to the router kept after a clean answer
+        self._router: Any = None       # bounded.Connections to --router, made at its first GET
 
     def reset(self) -> None:
         with self._lock:
@@ -247,87 +247,29 @@ class Probe:
         starts before the connection is opened and shuts the socket at ``timeout``, so neither a
         black-holed connect nor a page that trickles one byte at a time holds the grader longer.
 
-        Through ``--router`` every host is one address, and a connection to it is kept for the
-        next probe after a complete, clean answer (as ``Api.fetch`` keeps the API server's),
-        rather than a new TCP connection for every student's page. A kept connection the router closed meanwhile fails before any answer, and that one GET
-        is sent again on a new connection. Without a router each host is its own address and
+        Through ``--router`` every host is one address, whose connections are kept
+        (``bounded.Connections``, as ``Api.fetch`` keeps the API server's) rather than a new TCP
+        connection for every student's page. Without a router each host is its own address and
         every probe has its own connection."""
-        import time
-
-        target = self.router or host
-        deadline = time.monotonic() + self.timeout
-        reuse = bool(self.router)
-        conn = self._kept() if reuse else None
-        try:
-            return self._exchange(conn, target, host, path, deadline, reuse)
-        except _StaleConnection:
-            return self._exchange(None, target, host, path, deadline, reuse)
-
-    def _kept(self) -> Any:
-        with self._lock:
-            return self._idle.pop() if self._idle else None
-
-    def _exchange(self, kept: Any, target: str, host: str, path: str, deadline: float, reuse: bool) -> HttpAnswer:
         import http.client
-        import socket
         import time
 
-        from .bounded import Watchdog, read_body, too_slow
+        from .bounded import Connections, NoAnswer, too_slow
 
-        conn = kept or http.client.HTTPConnection(target, timeout=self.timeout)
-
-        def cut() -> None:
-            sock = conn.sock
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
-
-        status = 0
-        headers: dict[str, str] = {}
-        keep = False
-        answered = False
+        if self.router:
+            with self._lock:
+                if self._router is None:
+                    self._router = Connections(lambda s: http.client.HTTPConnection(self.router, timeout=s), self.workers)
+                conns = self._router
+        else:
+            conns = Connections(lambda s: http.client.HTTPConnection(host, timeout=s), 0)
+        headers = {"Host": host, "User-Agent": "grader-probe", "Accept": "*/*", "Accept-Encoding": "identity"}
         try:
-            with Watchdog(deadline, cut) as dog:
-                if conn.sock is None:
-                    conn.connect()      # bounded by the socket timeout, which is the whole budget
-                if dog.expired.is_set() or conn.sock is None:
-                    raise TimeoutError
-                conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
-                conn.request("GET", path, headers={"Host": host, "User-Agent": "grader-probe", "Accept": "*/*",
-                                                   "Accept-Encoding": "identity",
-                                                   **({} if reuse else {"Connection": "close"})})
-                resp = conn.getresponse()
-                answered = True
-                status, headers = resp.status, {k: v for k, v in resp.getheaders()}
-                body = read_body(resp.read1, resp.getheader("Content-Encoding"), self.max_body, deadline,
-                                 dog.expired, self.timeout)
-            # the body ended where its framing says: the last chunk (http.client closes the
-            # response there) or all of its Content-Length (it does not: closed here)
-            ended = resp.isclosed() or resp.length == 0
-            if ended:
-                resp.close()
-            keep = reuse and ended and not (body.cut or body.error or dog.expired.is_set() or resp.will_close)
-            return HttpAnswer(status, body.data, error=body.error, headers=headers, cut=body.cut)
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            if kept is not None and not answered and time.monotonic() < deadline - 0.05 and isinstance(
-                    e, (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine)):
-                raise _StaleConnection() from None
-            if time.monotonic() >= deadline - 0.05:
-                error = too_slow(self.timeout)
-            else:
-                error = f"{type(e).__name__}: {str(e)[:160]}"
-            return HttpAnswer(status, b"", error=error, headers=headers or None)
-        finally:
-            if keep:
-                with self._lock:
-                    keep = len(self._idle) < self.workers
-                    if keep:
-                        self._idle.append(conn)
-            if not keep:
-                conn.close()
-
-
-class _StaleConnection(Exception):
-    """A kept connection the other end had closed: nothing was answered on it."""
+            got = conns.get(path, headers, time.monotonic() + self.timeout, self.max_body, self.timeout)
+        except NoAnswer as e:
+            return HttpAnswer(0, b"", error=too_slow(self.timeout) if e.late else
+                              f"{type(e.error).__name__}: {str(e.error)[:160]}")
+        return HttpAnswer(got.status, got.body.data, error=got.body.error, headers=got.headers, cut=got.body.cut)
 
 
 class ScopedProbe:

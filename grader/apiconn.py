@@ -1,0 +1,78 @@
+"""The API server's connections for service-proxy probes, opened as the API client opens its own.
+
+A probe's GET is sent with ``http.client`` over a kept connection (``bounded.Connections``): the
+client's urllib3 pool and response wrappers cost twice the CPU of the rest of the probe, and what
+parses the answer is ``http.client`` either way. The connection itself is still opened by urllib3
+with the settings the client gives its pool (``kubernetes/client/rest.py``,
+``RESTClientObject.__init__``): the kubeconfig's CA, client certificate and key,
+``tls-server-name``, hostname check, and ``proxy-url`` (a CONNECT tunnel through an HTTP proxy,
+unless ``no_proxy`` names the server). So a probe trusts exactly what every other request of the
+grader trusts.
+"""
+from __future__ import annotations
+
+import http.client
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+from .bounded import Connections
+from .i18n import Raw, t
+from .sanitize import clean
+
+# As many kept connections as the probes' workers (16) can use, with room for a second batch.
+KEEP = 32
+
+
+class ProxyNotSupported(OSError):
+    """The kubeconfig's ``proxy-url`` is not an ``http://`` proxy (the probes tunnel through one
+    with CONNECT; a SOCKS or TLS proxy needs libraries the grader does not install)."""
+
+    def __init__(self, proxy: str) -> None:
+        super().__init__(proxy)
+        self.text = t(
+            "kubeconfig の proxy-url ({p}) は http:// のプロキシではありません。採点のサービスプロキシ確認は http:// のプロキシ (CONNECT) だけを通ります。http:// のプロキシを指定してください。",
+            "the kubeconfig's proxy-url ({p}) is not an http:// proxy, and the grader's service-proxy probes tunnel only through one (CONNECT); use an http:// proxy.",
+            p=Raw(clean(proxy, 120)))
+
+
+def netloc(cfg: Any) -> str:
+    """The ``Host`` header of a request to the server, as the client sends it."""
+    return urlsplit(cfg.host).netloc
+
+
+def connections(cfg: Any) -> Connections:
+    """``bounded.Connections`` to the server of a ``kubernetes.client.Configuration``."""
+    from kubernetes.client.rest import should_bypass_proxies
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.exceptions import HTTPError
+
+    url = urlsplit(cfg.host)
+    host, port, tls = url.hostname or "", url.port, url.scheme == "https"
+    kw: dict[str, Any] = {}
+    if tls:
+        kw = {"cert_reqs": ssl.CERT_REQUIRED if cfg.verify_ssl else ssl.CERT_NONE, "ca_certs": cfg.ssl_ca_cert,
+              "cert_file": cfg.cert_file, "key_file": cfg.key_file, "ca_cert_data": cfg.ca_cert_data}
+        if cfg.assert_hostname is not None:
+            kw["assert_hostname"] = cfg.assert_hostname
+        if cfg.tls_server_name:
+            kw["server_hostname"] = cfg.tls_server_name
+    proxy = urlsplit(cfg.proxy) if cfg.proxy and not should_bypass_proxies(cfg.host, cfg.no_proxy or "") else None
+
+    def connect(seconds: float) -> http.client.HTTPConnection:
+        kind = HTTPSConnection if tls else HTTPConnection
+        if proxy is None:
+            opened = kind(host, port, timeout=seconds, **kw)
+        elif proxy.scheme == "http" and proxy.hostname:
+            opened = kind(proxy.hostname, proxy.port or 80, timeout=seconds, **kw)
+            opened.set_tunnel(host, port, headers=cfg.proxy_headers)
+        else:
+            raise ProxyNotSupported(cfg.proxy)
+        try:
+            opened.connect()
+        except HTTPError as e:      # urllib3's own (refused, no such host, connect timeout): no answer
+            raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        conn = http.client.HTTPConnection(host, port, timeout=seconds)
+        conn.sock = opened.sock
+        return conn
+    return Connections(connect, KEEP)

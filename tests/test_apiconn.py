@@ -1,0 +1,161 @@
+"""Service-proxy probes reach the API server as the client does: its CA and token, its kubeconfig
+proxy (a CONNECT tunnel), one kept connection for many probes; an unsupported proxy is named."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from grader.errors import ClusterUnavailable
+from grader.kube import Api
+from grader.wire import Unreachable
+
+
+class ConnectProxy:
+    """A loopback HTTP proxy that only tunnels (CONNECT), recording each tunnel's target."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.tunnels: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                return client.close()
+            head += chunk
+        method, target, _ = head.split(b"\r\n")[0].decode().split(" ")
+        if method != "CONNECT":
+            client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return client.close()
+        self.tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host.strip("[]"), int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ConnectProxy]:
+    p = ConnectProxy()
+    yield p
+    p.close()
+
+
+def _with_proxy(kubeconfig: Path, tmp_path: Path, proxy_url: str) -> str:
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["clusters"][0]["cluster"]["proxy-url"] = proxy_url
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def _control_probe(api: Api, namespace: str = "default"):
+    """A probe the API server answers itself (no such service): an HTTP answer, whatever the pods."""
+    return api.fetch(f"/api/v1/namespaces/{namespace}/services/no-such-service:80/proxy/",
+                     deadline=time.monotonic() + 10, max_body=1 << 20, seconds=10)
+
+
+def test_probes_share_one_kept_connection_with_the_clients_credentials(api):
+    """Many probes, one TLS connection: the server answers with its own 404 (the token and the CA
+    were accepted), and the connection stays open for the next probe."""
+    answers = [_control_probe(api) for _ in range(5)]
+    assert {a.status for a in answers} == {404}, answers[0]
+    assert all(b"no-such-service" in a.body for a in answers)
+    assert len(api._conns._idle) == 1       # every probe went back to the one kept connection
+
+
+def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy):
+    """``proxy-url`` in the kubeconfig: the client's reads and the probes both go through it."""
+    api = Api(kubeconfig=_with_proxy(kubeconfig, tmp_path, f"http://{proxy.address}"))
+    try:
+        server = api.server.split("//", 1)[1]
+        api.list("Pod", "default")
+        assert proxy.tunnels == [server]            # the client's own request, tunnelled
+        answers = [_control_probe(api) for _ in range(3)]
+        assert [a.status for a in answers] == [404, 404, 404] and answers[0].error is None
+        assert proxy.tunnels == [server, server]    # one tunnel more, kept for all three probes
+    finally:
+        api.close()
+
+
+def test_a_proxy_the_probes_cannot_use_is_named(kubeconfig, tmp_path):
+    """An https:// proxy (the client could use one; the probes only tunnel through http://): the
+    run stops with a message that names it, not a traceback or a student's failure."""
+    api = Api(kubeconfig=_with_proxy(kubeconfig, tmp_path, "https://127.0.0.1:9"))
+    try:
+        with pytest.raises(ClusterUnavailable) as e:
+            _control_probe(api)
+        assert "proxy-url (https://127.0.0.1:9) is not an http:// proxy" in str(e.value)
+    finally:
+        api.close()
+
+
+def test_a_server_that_is_not_there_is_unreachable_not_a_traceback(kubeconfig, tmp_path):
+    """Nothing listens at the server's address: the probe's own connect fails, and that is the
+    grader's "cannot reach" (no answer at all), not an exception from the HTTP library."""
+    dead = socket.create_server(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    (tmp_path / "config").write_text(yaml.safe_dump(doc))
+    api = Api(kubeconfig=str(tmp_path / "config"))
+    try:
+        with pytest.raises(Unreachable) as e:
+            _control_probe(api)
+        assert e.value.cause == "refused" and "connection refused" in str(e.value)
+    finally:
+        api.close()
+
+
+def test_a_server_certificate_the_kubeconfig_does_not_trust_is_a_tls_error(kubeconfig, tmp_path):
+    """The kubeconfig trusts some other CA (here: a public one, certifi's first): the probe fails
+    TLS verification as the client would, and says so, instead of talking to an unverified server."""
+    import base64
+
+    import certifi
+
+    pem = certifi.contents().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(pem.encode()).decode()
+    (tmp_path / "config").write_text(yaml.safe_dump(doc))
+    api = Api(kubeconfig=str(tmp_path / "config"))
+    try:
+        with pytest.raises(Unreachable) as e:
+            _control_probe(api)
+        assert e.value.cause == "tls" and "certificate verify failed" in str(e.value)
+    finally:
+        api.close()
