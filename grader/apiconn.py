@@ -36,9 +36,11 @@ class ProxyNotSupported(OSError):
             p=Raw(clean(proxy, 120)))
 
 
-def netloc(cfg: Any) -> str:
-    """The ``Host`` header of a request to the server, as the client sends it."""
-    return urlsplit(cfg.host).netloc
+def target(cfg: Any, path: str) -> tuple[str, str]:
+    """(``Host`` header, request target) of a GET of ``path``, as the client sends them: a server
+    URL with a path (Rancher's ``https://rancher/k8s/clusters/c-1``) prefixes every request."""
+    url = urlsplit(cfg.host)
+    return url.netloc, url.path.rstrip("/") + path
 
 
 def connections(cfg: Any) -> Connections:

@@ -427,17 +427,17 @@ class Api:
         It goes over the API server's own connections (``bounded.Connections``, kept after a
         clean answer: a new TLS handshake per probe was most of a probe's CPU), opened as the
         client opens its own (``grader.apiconn``), and carries the client's credentials."""
-        from .apiconn import ProxyNotSupported, connections, netloc
+        from .apiconn import ProxyNotSupported, connections, target
         from .bounded import NoAnswer
         cfg = self._client.configuration
         with self._lock:
             self.requests_made += 1
             conns = self._conns = self._conns or connections(cfg)
-        headers = {"Host": netloc(cfg), "User-Agent": self._client.user_agent, "Accept": "*/*",
-                   "Accept-Encoding": "identity"}
+        host, url = target(cfg, path)
+        headers = {"Host": host, "User-Agent": self._client.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
         self._client.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
         try:
-            got = conns.get(path, headers, deadline, max_body, seconds)
+            got = conns.get(url, headers, deadline, max_body, seconds)
         except NoAnswer as e:
             if isinstance(e.error, ProxyNotSupported):
                 raise ClusterUnavailable(e.error.text) from None

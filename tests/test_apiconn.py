@@ -159,3 +159,42 @@ def test_a_server_certificate_the_kubeconfig_does_not_trust_is_a_tls_error(kubec
         assert e.value.cause == "tls" and "certificate verify failed" in str(e.value)
     finally:
         api.close()
+
+
+def test_a_server_url_with_a_path_keeps_it_and_the_token_rides_along(tmp_path):
+    """A server URL with a path (Rancher's ``https://rancher/k8s/clusters/c-1`` form) is a prefix
+    of every request the client sends: the probes keep it too, and carry the kubeconfig's token."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Host", ""), self.headers.get("Authorization", "")))
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    netloc = "127.0.0.1:%d" % server.server_address[1]
+    (tmp_path / "config").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://{netloc}/k8s/clusters/c-1"}}],
+        "users": [{"name": "u", "user": {"token": "sekret-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    api = Api(kubeconfig=str(tmp_path / "config"))
+    try:
+        answer = _control_probe(api, "student-a")
+        assert (answer.status, answer.body) == (200, b"hello")
+        assert seen == [("/k8s/clusters/c-1/api/v1/namespaces/student-a/services/no-such-service:80/proxy/",
+                         netloc, "Bearer sekret-token")]
+    finally:
+        api.close()
+        server.shutdown()
