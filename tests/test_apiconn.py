@@ -74,9 +74,10 @@ def proxy() -> Iterator[ConnectProxy]:
     p.close()
 
 
-def _with_proxy(kubeconfig: Path, tmp_path: Path, proxy_url: str) -> str:
+def _with(kubeconfig: Path, tmp_path: Path, **cluster: str) -> str:
+    """A copy of the test session's kubeconfig with some of its cluster's fields changed."""
     doc = yaml.safe_load(kubeconfig.read_text())
-    doc["clusters"][0]["cluster"]["proxy-url"] = proxy_url
+    doc["clusters"][0]["cluster"].update(cluster)
     path = tmp_path / "config"
     path.write_text(yaml.safe_dump(doc))
     return str(path)
@@ -99,7 +100,7 @@ def test_probes_share_one_kept_connection_with_the_clients_credentials(api):
 
 def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy):
     """``proxy-url`` in the kubeconfig: the client's reads and the probes both go through it."""
-    api = Api(kubeconfig=_with_proxy(kubeconfig, tmp_path, f"http://{proxy.address}"))
+    api = Api(kubeconfig=_with(kubeconfig, tmp_path, **{"proxy-url": f"http://{proxy.address}"}))
     try:
         server = api.server.split("//", 1)[1]
         api.list("Pod", "default")
@@ -114,7 +115,7 @@ def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy
 def test_a_proxy_the_probes_cannot_use_is_named(kubeconfig, tmp_path):
     """An https:// proxy (the client could use one; the probes only tunnel through http://): the
     run stops with a message that names it, not a traceback or a student's failure."""
-    api = Api(kubeconfig=_with_proxy(kubeconfig, tmp_path, "https://127.0.0.1:9"))
+    api = Api(kubeconfig=_with(kubeconfig, tmp_path, **{"proxy-url": "https://127.0.0.1:9"}))
     try:
         with pytest.raises(ClusterUnavailable) as e:
             _control_probe(api)
@@ -123,40 +124,38 @@ def test_a_proxy_the_probes_cannot_use_is_named(kubeconfig, tmp_path):
         api.close()
 
 
-def test_a_server_that_is_not_there_is_unreachable_not_a_traceback(kubeconfig, tmp_path):
-    """Nothing listens at the server's address: the probe's own connect fails, and that is the
-    grader's "cannot reach" (no answer at all), not an exception from the HTTP library."""
+def _closed_port() -> int:
     dead = socket.create_server(("127.0.0.1", 0))
     port = dead.getsockname()[1]
     dead.close()
-    doc = yaml.safe_load(kubeconfig.read_text())
-    doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-    (tmp_path / "config").write_text(yaml.safe_dump(doc))
-    api = Api(kubeconfig=str(tmp_path / "config"))
-    try:
-        with pytest.raises(Unreachable) as e:
-            _control_probe(api)
-        assert e.value.cause == "refused" and "connection refused" in str(e.value)
-    finally:
-        api.close()
+    return port
 
 
-def test_a_server_certificate_the_kubeconfig_does_not_trust_is_a_tls_error(kubeconfig, tmp_path):
-    """The kubeconfig trusts some other CA (here: a public one, certifi's first): the probe fails
-    TLS verification as the client would, and says so, instead of talking to an unverified server."""
+def _another_ca() -> str:
+    """A CA that did not sign the embedded cluster's certificate: a public one (certifi's first)."""
     import base64
 
     import certifi
 
     pem = certifi.contents().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
-    doc = yaml.safe_load(kubeconfig.read_text())
-    doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(pem.encode()).decode()
-    (tmp_path / "config").write_text(yaml.safe_dump(doc))
-    api = Api(kubeconfig=str(tmp_path / "config"))
+    return base64.b64encode(pem.encode()).decode()
+
+
+@pytest.mark.parametrize("what, cause, said", [
+    ("nothing-listens", "refused", "connection refused"),
+    ("untrusted-certificate", "tls", "certificate verify failed"),
+])
+def test_a_probe_without_an_answer_is_unreachable_not_a_traceback(kubeconfig, tmp_path, what, cause, said):
+    """Nothing listens at the server's address, or the kubeconfig trusts another CA: the probe's
+    own connect fails as the client's would, and that is the grader's "cannot reach" with the
+    reason, not an exception from the HTTP library nor a talk with an unverified server."""
+    fields = ({"server": f"https://127.0.0.1:{_closed_port()}"} if what == "nothing-listens"
+              else {"certificate-authority-data": _another_ca()})
+    api = Api(kubeconfig=_with(kubeconfig, tmp_path, **fields))
     try:
         with pytest.raises(Unreachable) as e:
             _control_probe(api)
-        assert e.value.cause == "tls" and "certificate verify failed" in str(e.value)
+        assert e.value.cause == cause and said in str(e.value)
     finally:
         api.close()
 
