@@ -5,9 +5,9 @@ client's urllib3 pool and response wrappers cost twice the CPU of the rest of th
 parses the answer is ``http.client`` either way. The connection itself is still opened by urllib3
 with the settings the client gives its pool (``kubernetes/client/rest.py``,
 ``RESTClientObject.__init__``): the kubeconfig's CA, client certificate and key,
-``tls-server-name``, hostname check, and ``proxy-url`` (a CONNECT tunnel through an HTTP proxy,
-unless ``no_proxy`` names the server). So a probe trusts exactly what every other request of the
-grader trusts.
+``tls-server-name``, hostname check, and ``proxy-url`` (a CONNECT tunnel through an HTTP proxy).
+So a probe trusts exactly what every other request of the grader trusts. Only ``grader.kube``
+uses the client itself: this module reads its ``Configuration`` and opens sockets with urllib3.
 """
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def target(cfg: Any, path: str) -> tuple[str, str]:
     return url.netloc, url.path.rstrip("/") + path
 
 
-def connections(cfg: Any) -> Connections:
-    """``bounded.Connections`` to the server of a ``kubernetes.client.Configuration``."""
-    from kubernetes.client.rest import should_bypass_proxies
+def connections(cfg: Any, proxy_url: str | None) -> Connections:
+    """``bounded.Connections`` to the server of a ``kubernetes.client.Configuration``, through
+    ``proxy_url`` if the client would go through it (``kube.Api.fetch`` applies ``no_proxy``)."""
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.exceptions import HTTPError
 
@@ -59,7 +59,7 @@ def connections(cfg: Any) -> Connections:
             kw["assert_hostname"] = cfg.assert_hostname
         if cfg.tls_server_name:
             kw["server_hostname"] = cfg.tls_server_name
-    proxy = urlsplit(cfg.proxy) if cfg.proxy and not should_bypass_proxies(cfg.host, cfg.no_proxy or "") else None
+    proxy = urlsplit(proxy_url) if proxy_url else None
 
     def connect(seconds: float) -> http.client.HTTPConnection:
         kind = HTTPSConnection if tls else HTTPConnection
@@ -69,7 +69,7 @@ def connections(cfg: Any) -> Connections:
             opened = kind(proxy.hostname, proxy.port or 80, timeout=seconds, **kw)
             opened.set_tunnel(host, port, headers=cfg.proxy_headers)
         else:
-            raise ProxyNotSupported(cfg.proxy)
+            raise ProxyNotSupported(proxy_url or "")
         try:
             opened.connect()
         except HTTPError as e:      # urllib3's own (refused, no such host, connect timeout): no answer

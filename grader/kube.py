@@ -432,7 +432,11 @@ class Api:
         cfg = self._client.configuration
         with self._lock:
             self.requests_made += 1
-            conns = self._conns = self._conns or connections(cfg)
+            if self._conns is None:     # the client's proxy rule (kubernetes/client/rest.py)
+                from kubernetes.client.rest import should_bypass_proxies
+                bypass = not cfg.proxy or should_bypass_proxies(cfg.host, cfg.no_proxy or "")
+                self._conns = connections(cfg, None if bypass else cfg.proxy)
+            conns = self._conns
         host, url = target(cfg, path)
         headers = {"Host": host, "User-Agent": self._client.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
         self._client.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
