@@ -23,6 +23,7 @@ class ConnectProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.tunnels: list[str] = []
+        self.clients: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -45,6 +46,7 @@ class ConnectProxy:
             client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return client.close()
         self.tunnels.append(target)
+        self.clients.append(client)
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host.strip("[]"), int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -62,6 +64,14 @@ class ConnectProxy:
                     pass
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         pipe(client, upstream)
+
+    def drop_tunnels(self) -> None:
+        """Every open tunnel ends, as when a proxy restarts or a NAT forgets an idle connection."""
+        for c in self.clients:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.listener.close()
@@ -99,7 +109,8 @@ def test_probes_share_one_kept_connection_with_the_clients_credentials(api):
 
 
 def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy):
-    """``proxy-url`` in the kubeconfig: the client's reads and the probes both go through it."""
+    """``proxy-url`` in the kubeconfig: the client's reads and the probes both go through it; a
+    kept connection that died while idle costs the student nothing: the GET is sent again."""
     api = Api(kubeconfig=_with(kubeconfig, tmp_path, **{"proxy-url": f"http://{proxy.address}"}))
     try:
         server = api.server.split("//", 1)[1]
@@ -108,6 +119,11 @@ def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy
         answers = [_control_probe(api) for _ in range(3)]
         assert [a.status for a in answers] == [404, 404, 404] and answers[0].error is None
         assert proxy.tunnels == [server, server]    # one tunnel more, kept for all three probes
+        proxy.drop_tunnels()
+        time.sleep(0.2)     # the ends reach the kept connection while it is idle
+        again = _control_probe(api)                 # the kept connection is dead: sent again on a new one
+        assert (again.status, again.error) == (404, None)
+        assert proxy.tunnels == [server, server, server]
     finally:
         api.close()
 
