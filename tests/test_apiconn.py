@@ -99,13 +99,18 @@ def _control_probe(api: Api, namespace: str = "default"):
                      deadline=time.monotonic() + 10, max_body=1 << 20, seconds=10)
 
 
-def test_probes_share_one_kept_connection_with_the_clients_credentials(api):
+def test_probes_share_one_kept_connection_with_the_clients_credentials(kubeconfig):
     """Many probes, one TLS connection: the server answers with its own 404 (the token and the CA
-    were accepted), and the connection stays open for the next probe."""
-    answers = [_control_probe(api) for _ in range(5)]
-    assert {a.status for a in answers} == {404}, answers[0]
-    assert all(b"no-such-service" in a.body for a in answers)
-    assert len(api._conns._idle) == 1       # every probe went back to the one kept connection
+    were accepted), and the connection stays open for the next probe. (A client of its own: the
+    session's has kept whatever connections other tests' parallel probes left.)"""
+    api = Api(kubeconfig=str(kubeconfig))
+    try:
+        answers = [_control_probe(api) for _ in range(5)]
+        assert {a.status for a in answers} == {404}, answers[0]
+        assert all(b"no-such-service" in a.body for a in answers)
+        assert len(api._conns._idle) == 1       # every probe went back to the one kept connection
+    finally:
+        api.close()
 
 
 def test_probes_tunnel_through_the_kubeconfigs_proxy(kubeconfig, tmp_path, proxy):
