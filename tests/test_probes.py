@@ -10,7 +10,7 @@ import http.client
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
 
 import pytest
@@ -24,6 +24,7 @@ from grader.kube import Api
 from grader.probes import MAX_BODY, TIMEOUT, Probe
 from grader.results import Outcome
 from grader.settings import Settings
+from tests.loopback import QuietServer
 
 
 class Recorder:
@@ -57,8 +58,7 @@ class Recorder:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
