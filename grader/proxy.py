@@ -11,7 +11,8 @@ when one of its *own* requests fails:
    the proxy's own verdicts on the service ("no endpoints available for service", "error trying
    to reach service", "no service port"), a ``Status`` 401, a ``Status`` 403 ``Forbidden``, or no
    HTTP answer at all -- is retried with short jittered backoff while the probe's deadline lasts
-   (401/403 are not transient: they go to step 3 at once). Anything else is the answer.
+   (401/403 are not transient: they go to step 3 at once). Anything else is the answer. A retry
+   that the deadline cuts shows nothing new: the answer seen before it stands.
 3. If it persists, one control request asks the API server something no pod can answer: the
    same service's proxy on a port name that cannot exist (longer than the 15 characters a
    port name may have). It passes the same authentication, the same RBAC rule (``get
@@ -71,8 +72,9 @@ def service_proxy(api: "Api", namespace: str, service: str, port: int | str, pat
             if e.cause == "tls":        # the grader's own TLS setup: no pod can cause it
                 raise
             late = e.cause == "timeout" or time.monotonic() >= deadline - 0.05
-            suspect = HttpAnswer(0, error=too_slow(timeout) if late else
-                                 "the connection closed without an answer")
+            if not (late and suspect.status):   # a retry the deadline cut shows nothing new: the
+                suspect = HttpAnswer(0, error=too_slow(timeout) if late else    # answer before it stands
+                                     "the connection closed without an answer")
         else:
             kind = suspicion(answer.status, answer.body)
             if kind is None:

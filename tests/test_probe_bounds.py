@@ -271,6 +271,32 @@ def test_a_forged_status_is_the_students_answer(tmp_path, handler, code, said):
     assert len(controls) == 1
 
 
+def test_a_retry_the_deadline_cuts_does_not_erase_the_answer_before_it(tmp_path):
+    """The pod answered a Status-looking 500 (retried, as the API server's could be), then the
+    retry got nothing before the deadline: the student's answer is the 500 that was seen, not
+    "no complete answer" (on a loaded machine a last retry often has only milliseconds left)."""
+    release = threading.Event()
+    seen: list[int] = []
+
+    def then_silent(h: BaseHTTPRequestHandler) -> None:
+        seen.append(1)
+        if len(seen) > 1:
+            release.wait(10)        # the retry: no answer until the probe has given up
+            return
+        FORGED_500(h)
+
+    with _double({"forger": then_silent}) as double:
+        api = _api(double, tmp_path)
+        try:
+            answer = api.service_proxy("forger", "hello", 80, "/", timeout=1.5)
+        finally:
+            release.set()
+            api.close()
+    assert len(seen) >= 2                  # it was retried
+    assert answer.status == 500 and answer.error is not None
+    assert answer.error.startswith("from the service itself: ") and "etcdserver" in answer.error
+
+
 def test_the_grader_may_not_use_the_proxy_is_an_error(tmp_path):
     """A real RBAC denial: the control request is refused too, so the check is an ERROR that
     names the permission, not the student's failure."""
