@@ -72,8 +72,9 @@ def service_proxy(api: "Api", namespace: str, service: str, port: int | str, pat
             if e.cause == "tls":        # the grader's own TLS setup: no pod can cause it
                 raise
             late = e.cause == "timeout" or time.monotonic() >= deadline - 0.05
-            if not (late and suspect.status):   # a retry the deadline cut shows nothing new: the
-                suspect = HttpAnswer(0, error=too_slow(timeout) if late else    # answer before it stands
+            # a retry the deadline cut shows nothing new: an HTTP answer seen before it stands
+            if not (late and suspect.status):
+                suspect = HttpAnswer(0, error=too_slow(timeout) if late else
                                      "the connection closed without an answer")
         else:
             kind = suspicion(answer.status, answer.body)
