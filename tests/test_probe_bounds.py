@@ -27,6 +27,7 @@ from grader.kube import Api, RetryPolicy
 from grader.probes import MAX_BODY, Probe
 from grader.results import Outcome
 from grader.settings import Settings
+from grader.wire import HttpAnswer
 from tests.apidouble import ApiDouble, load_fixture, relocated, status
 from tests.loopback import Handler, LoopbackServer, send_page
 
@@ -205,6 +206,15 @@ def _api(double: ApiDouble, tmp_path: Path, deadline: float = 4.0) -> Api:
     return Api(kubeconfig=str(double.write_kubeconfig(tmp_path / "kubeconfig")), retry=RetryPolicy(deadline=deadline))
 
 
+def _probe(double: ApiDouble, tmp_path: Path, namespace: str, timeout: float = 5.0, deadline: float = 4.0) -> HttpAnswer:
+    """One service-proxy probe of the namespace's ``hello:80`` by a client of its own."""
+    api = _api(double, tmp_path, deadline)
+    try:
+        return api.service_proxy(namespace, "hello", 80, "/", timeout=timeout)
+    finally:
+        api.close()
+
+
 @pytest.mark.parametrize("handler", [gzip_bomb, gib_body, endless_chunked], ids=["gzip-bomb", "1-gib", "endless-chunked"])
 def test_proxy_answer_is_cut_at_one_mebibyte_and_asked_uncompressed(tmp_path, handler):
     seen: list[str | None] = []
@@ -214,11 +224,7 @@ def test_proxy_answer_is_cut_at_one_mebibyte_and_asked_uncompressed(tmp_path, ha
         handler(h)
 
     with _double({"student": recording}) as double:
-        api = _api(double, tmp_path)
-        try:
-            answer = api.service_proxy("student", "hello", 80, "/")
-        finally:
-            api.close()
+        answer = _probe(double, tmp_path, "student")
     assert seen == ["identity"]
     assert answer.status == 200 and answer.error is None and answer.cut and len(answer.body) == MAX_BODY
     assert set(answer.body) == {0 if handler is gzip_bomb else answer.body[0]}
@@ -237,13 +243,9 @@ def test_proxy_answer_ends_at_the_deadline(tmp_path, handler):
     that never sends its headers by the socket's timeout; the API server answers the control
     request, so both are the student's slow page."""
     with _double({"student": handler}) as double:
-        api = _api(double, tmp_path)
-        try:
-            started = time.monotonic()
-            answer = api.service_proxy("student", "hello", 80, "/", timeout=1.5)
-            elapsed = time.monotonic() - started
-        finally:
-            api.close()
+        started = time.monotonic()
+        answer = _probe(double, tmp_path, "student", timeout=1.5)
+        elapsed = time.monotonic() - started
     assert answer.error == "no complete answer within 1.5 s", answer
     assert 1.4 <= elapsed < 3 * 1.5, elapsed
 
@@ -258,12 +260,8 @@ def test_a_forged_status_is_the_students_answer(tmp_path, handler, code, said):
     serve) is answered by the API server, so it is the student's failure, never an ERROR, and a
     forged 401 does not stop the run."""
     with _double({"forger": handler}) as double:
-        api = _api(double, tmp_path)
-        try:
-            # the answer is immediate; the time limit only has to outlast a loaded machine
-            answer = api.service_proxy("forger", "hello", 80, "/", timeout=5.0)
-        finally:
-            api.close()
+        # the answer is immediate; the time limit only has to outlast a loaded machine
+        answer = _probe(double, tmp_path, "forger", timeout=5.0)
         controls = [r for r in double.requests if "grader-control-probe" in r]
     assert answer.status == code and answer.error is not None
     assert answer.error.startswith("from the service itself: ") and said in answer.error
@@ -286,12 +284,10 @@ def test_a_retry_the_deadline_cuts_does_not_erase_the_answer_before_it(tmp_path)
         FORGED_500(h)
 
     with _double({"forger": then_silent}) as double:
-        api = _api(double, tmp_path)
         try:
-            answer = api.service_proxy("forger", "hello", 80, "/", timeout=1.5)
+            answer = _probe(double, tmp_path, "forger", timeout=1.5)
         finally:
             release.set()
-            api.close()
     assert len(seen) >= 2                  # it was retried
     assert answer.status == 500 and answer.error is not None
     assert answer.error.startswith("from the service itself: ") and "etcdserver" in answer.error
@@ -304,12 +300,8 @@ def test_the_grader_may_not_use_the_proxy_is_an_error(tmp_path):
                                        '"services/proxy" in API group "" in the namespace "student"')
     with ApiDouble([o for o in _student("student", 1)]) as double:
         double.route("/api/v1/namespaces/student/services/", denied)    # the control path too
-        api = _api(double, tmp_path)
-        try:
-            with pytest.raises(CannotSee) as info:
-                api.service_proxy("student", "hello", 80, "/", timeout=5.0)
-        finally:
-            api.close()
+        with pytest.raises(CannotSee) as info:
+            _probe(double, tmp_path, "student")
     assert info.value.status == 403 and "may not use the service proxy" in info.value.message.en
 
 
@@ -318,12 +310,8 @@ def test_an_api_server_outage_on_the_proxy_is_an_error(tmp_path):
     down = _forged(503, "ServiceUnavailable", "the server is currently unable to handle the request")
     with ApiDouble([o for o in _student("student", 1)]) as double:
         double.route("/api/v1/namespaces/student/services/", down)
-        api = _api(double, tmp_path, deadline=1.0)
-        try:
-            with pytest.raises(ApiError) as info:
-                api.service_proxy("student", "hello", 80, "/", timeout=1.0)
-        finally:
-            api.close()
+        with pytest.raises(ApiError) as info:
+            _probe(double, tmp_path, "student", timeout=1.0, deadline=1.0)
     assert not isinstance(info.value, CannotSee)
     assert info.value.status == 503 and "kept answering 503" in info.value.message.en
     assert "unable to handle the request" in info.value.message.en
