@@ -179,8 +179,9 @@ class Api:
                 p=Raw(path), e=Raw(_short(e)))) from None
         cfg.retries = False             # retries are ours: one policy, one deadline
         cfg.refresh_api_key_hook = _at_most_every(REFRESH_SECONDS, cfg.refresh_api_key_hook)
-        # Probes through the service proxy run 16 at a time; a smaller pool would open and discard
-        # connections (and urllib3 warns on stderr each time).
+        # Live mode's watch streams (one per kind, or per namespace) and the service-proxy probes'
+        # control requests (16 at a time) share this pool; a smaller one would open and discard
+        # connections (and urllib3 warns on stderr each time). The probes' GETs have their own.
         cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, 32)
         self.server = cfg.host
         self._client = client.ApiClient(cfg)
