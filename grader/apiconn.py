@@ -43,9 +43,11 @@ def target(cfg: Any, path: str) -> tuple[str, str]:
     return url.netloc, url.path.rstrip("/") + path
 
 
-def connections(cfg: Any, proxy_url: str | None) -> Connections:
+def connections(cfg: Any, proxy_url: str | None, connect_timeout: float) -> Connections:
     """``bounded.Connections`` to the server of a ``kubernetes.client.Configuration``, through
-    ``proxy_url`` if the client would go through it (``kube.Api.fetch`` applies ``no_proxy``)."""
+    ``proxy_url`` if the client would go through it (``kube.Api.fetch`` applies ``no_proxy``);
+    opening one takes at most ``connect_timeout`` (``RetryPolicy.connect_timeout``, as for the
+    client's requests) within the probe's own deadline."""
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.exceptions import HTTPError
 
@@ -62,6 +64,7 @@ def connections(cfg: Any, proxy_url: str | None) -> Connections:
     proxy = urlsplit(proxy_url) if proxy_url else None
 
     def connect(seconds: float) -> http.client.HTTPConnection:
+        seconds = min(seconds, connect_timeout)     # the rest of the deadline is the exchange's
         kind = HTTPSConnection if tls else HTTPConnection
         if proxy is None:
             opened = kind(host, port, timeout=seconds, **kw)

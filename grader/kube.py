@@ -436,7 +436,7 @@ class Api:
             if self._conns is None:     # the client's proxy rule (kubernetes/client/rest.py)
                 from kubernetes.client.rest import should_bypass_proxies
                 bypass = not cfg.proxy or should_bypass_proxies(cfg.host, cfg.no_proxy or "")
-                self._conns = connections(cfg, None if bypass else cfg.proxy)
+                self._conns = connections(cfg, None if bypass else cfg.proxy, self.retry.connect_timeout)
             conns = self._conns
         host, url = target(cfg, path)
         headers = {"Host": host, "User-Agent": self._client.user_agent, "Accept": "*/*", "Accept-Encoding": "identity"}
