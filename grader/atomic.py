@@ -5,12 +5,15 @@ modes; ``reports`` re-exports these names so callers keep one import.
 """
 from __future__ import annotations
 
+import errno
+import itertools
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomic", "write_atomic_batch", "write_atomic_many"]
+__all__ = ["write_atomic", "write_atomic_dirs", "write_atomic_many"]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
@@ -46,40 +49,121 @@ def write_atomic_many(directory: str | os.PathLike[str], files: list[tuple[str, 
         os.close(dir_fd)
 
 
-def write_atomic_batch(files: list[tuple[Path, bytes | str]]) -> None:
-    """Write many files (a chunk of a batch: thousands) atomically, in order, with one flush of
-    the filesystem for all their contents and one for all their renames, where Linux has
-    ``syncfs``; elsewhere each file as ``write_atomic_many`` does.
+# Staged directories get names no namespace can have (a leading dot), unique per process and call.
+_STAGED = itertools.count()
 
-    Every temp file's data is on disk before any rename (the first ``syncfs``), so no reader and
-    no crash ever shows half a file; the renames follow the list's order, then the second
-    ``syncfs`` makes them durable. Why: an fsync per file and per directory cost more CPU and
-    time than grading (8 files a student, 2 fsyncs each). Interrupted, the temp files not yet
-    renamed are removed."""
+
+def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | str]]]]) -> None:
+    """Write a chunk of namespaces' directories under ``root``, each holding its files, so that no
+    reader and no crash ever shows half of one, with one ``syncfs`` for the contents and one for
+    the renames where Linux has it (an fsync per file and per directory cost more CPU and time
+    than grading: 8 files a student, 2 fsyncs each).
+
+    A directory that does not exist yet is built whole under a hidden name (``.NAME.PID-N.tmp``,
+    which no namespace can have) and renamed into place: its files are written straight into it,
+    with no temp file, ``stat`` or rename each, and the namespace appears complete at once. A
+    directory that exists (a class graded again into the same ``--out``) has its files replaced
+    one by one, a temp file beside each renamed over it, in the list's order: ``results.json``,
+    listed last, still marks the namespace done. Every file's data is on disk before any rename.
+    A name that is not a plain directory (a symbolic link could lead out of ``root``) raises
+    ValueError before anything is written. Interrupted, what was not renamed is removed."""
     syncfs = _syncfs()
-    if syncfs is None or not files:
-        by_dir: dict[Path, list[tuple[str, bytes | str]]] = {}
-        for path, data in files:
-            by_dir.setdefault(path.parent, []).append((path.name, data))
-        for directory, group in by_dir.items():
-            write_atomic_many(directory, group)
+    if syncfs is None:          # no syncfs: fsync per file and directory, as write_atomic_many does
+        for name, files in dirs:
+            if _kind(root, name) is None:
+                os.mkdir(root / name)
+            write_atomic_many(root / name, files)
         return
+    kinds = [_kind(root, name) for name, _ in dirs]
+    staged: list[tuple[str, str, list[tuple[str, bytes | str]]]] = []
     temps: list[tuple[str, Path]] = []
-    renamed = 0
+    renamed: set[str] = set()
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for path, data in files:
-            temps.append((_write_temp(path, data.encode("utf-8") if isinstance(data, str) else data), path))
-        syncfs(files[0][0].parent)
-        for tmp, path in temps:
-            os.replace(tmp, path)
-            renamed += 1
-        syncfs(files[0][0].parent)
-    finally:
-        for tmp, _ in temps[renamed:]:
+        for (name, files), kind in zip(dirs, kinds):
+            if kind is None:
+                tmp = f".{name}.{os.getpid()}-{next(_STAGED)}.tmp"
+                os.mkdir(tmp, dir_fd=root_fd)
+                staged.append((tmp, name, files))
+                _fill(root_fd, tmp, files)
+            else:
+                temps += [(_write_temp(root / name / f, _bytes(data)), root / name / f) for f, data in files]
+        if not staged and not temps:
+            return
+        syncfs(root)
+        for tmp, name, files in staged:
             try:
-                os.unlink(tmp)
+                os.rename(tmp, name, src_dir_fd=root_fd, dst_dir_fd=root_fd)
+            except OSError as e:    # someone made it meanwhile: replace its files one by one
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR) or _kind(root, name) != "dir":
+                    raise
+                for f, _ in files:
+                    os.replace(root / tmp / f, root / name / f)
+                os.rmdir(tmp, dir_fd=root_fd)
+            renamed.add(tmp)
+        for tmp_file, path in temps:
+            os.replace(tmp_file, path)
+            renamed.add(tmp_file)
+        syncfs(root)
+    finally:
+        for tmp, _, files in staged:
+            if tmp not in renamed:
+                _remove_staged(root_fd, tmp, files)
+        for tmp_file, _ in temps:
+            if tmp_file not in renamed:
+                try:
+                    os.unlink(tmp_file)
+                except FileNotFoundError:
+                    pass
+        os.close(root_fd)
+
+
+def _kind(root: Path, name: str) -> str | None:
+    """None if ``root/name`` does not exist, "dir" if it is a directory (not a link to one)."""
+    try:
+        st = os.lstat(root / name)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"refusing to write reports outside {root}: {name!r} is not a directory")
+    return "dir"
+
+
+def _bytes(data: bytes | str) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _fill(root_fd: int, directory: str, files: list[tuple[str, bytes | str]]) -> None:
+    """Write new files into a directory this call created (nobody else's: no temp names needed)."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd)
+    try:
+        for name, data in files:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+            try:
+                rest = memoryview(_bytes(data))
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+                os.fchmod(fd, 0o644)    # as write_atomic gives a new file, whatever the umask
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _remove_staged(root_fd: int, directory: str, files: list[tuple[str, bytes | str]]) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd)
+    except FileNotFoundError:
+        return
+    try:
+        for name, _ in files:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass
+    finally:
+        os.close(dir_fd)
+    os.rmdir(directory, dir_fd=root_fd)
 
 
 def _write_temp(target: Path, payload: bytes) -> str:

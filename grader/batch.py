@@ -7,9 +7,10 @@ included); with a roster, ``DIR/lms-import.csv`` and ``DIR/unmatched.csv`` (``lm
 a namespace's ``results.json`` holds the exercises of its latest grading.
 
 Why chunks: namespaces are graded ``CHUNK`` at a time and each chunk's files are written as soon
-as it is graded, so Ctrl-C or SIGTERM loses at most one chunk. Every file is written to a temp
-file and renamed, and ``results.json`` is written last for a namespace, so a namespace whose
-files are all present and parse is complete; ``--resume`` skips exactly those. The chunks share
+as it is graded, so Ctrl-C or SIGTERM loses at most one chunk. A new namespace's directory is
+built under a hidden name and renamed once whole; in one graded before, every file is written to
+a temp file and renamed, ``results.json`` last. So a namespace whose files are all present and
+parse is complete; ``--resume`` skips exactly those. The chunks share
 one ``Snapshot``: the cluster is listed once per kind for the whole class, not once per chunk.
 
 Why the default re-observation window is 0 here: a batch grades finished work at a time the
@@ -38,7 +39,7 @@ from .classpage import render_class_page
 from .junit import render_junit
 from .kube import Api
 from .lms import write_round_trip
-from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_batch
+from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_dirs
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
 from .roster import Roster
 from .runner import collect
@@ -144,21 +145,15 @@ def _earlier(out_dir: Path, skip: set[str]) -> dict[str, list[ExerciseResult]]:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def _reports(out_dir: Path, namespace: str, results: list[ExerciseResult], lang: str,
-             stamp: tuple[datetime, str] | None = None) -> list[tuple[Path, bytes | str]]:
-    """A namespace's report files, in the order they are written: JUnit per exercise first,
-    results.json last, since its presence marks the namespace done."""
-    d = out_dir / namespace
+def _reports(namespace: str, results: list[ExerciseResult], lang: str,
+             stamp: tuple[datetime, str] | None = None) -> tuple[str, list[tuple[str, bytes | str]]]:
+    """A namespace's directory name and report files, in the order they are written: JUnit per
+    exercise first, results.json last, since its presence marks the namespace done."""
     if not safe_name(namespace):
-        raise ValueError(f"refusing to write reports outside {out_dir}: {namespace!r}")  # callers filter first
-    try:
-        os.mkdir(d)
-    except FileExistsError:
-        if d.is_symlink() or not d.is_dir():   # a namespace name is one plain path part; a link could lead out
-            raise ValueError(f"refusing to write reports outside {out_dir}: {namespace!r}") from None
+        raise ValueError(f"refusing to write reports outside DIR: {namespace!r}")  # callers filter first
     when, host = stamp or (datetime.now(), socket.gethostname())
-    return [*((d / f"{r.exercise_id}.xml", render_junit([r], lang, timestamp=when, hostname=host)) for r in results),
-            (d / RESULTS, _results_json(gradescope_json(results, lang)))]
+    return namespace, [*((f"{r.exercise_id}.xml", render_junit([r], lang, timestamp=when, hostname=host)) for r in results),
+                       (RESULTS, _results_json(gradescope_json(results, lang)))]
 
 
 # One encoder for every document: ``json.dumps`` with any option builds a new one per call.
@@ -175,10 +170,11 @@ def _results_json(doc: dict[str, Any]) -> str:
 
 
 def write_namespaces(out_dir: Path, by_ns: dict[str, list[ExerciseResult]], lang: str) -> None:
-    """Write many namespaces' reports at once (``write_atomic_batch``: one flush of the filesystem
-    for the chunk's contents and one for its renames, not two fsyncs per file)."""
+    """Write many namespaces' reports at once (``write_atomic_dirs``: a new namespace's directory
+    appears whole, and the filesystem is flushed once for the chunk's contents and once for its
+    renames, not twice per file)."""
     stamp = (datetime.now(), socket.gethostname())
-    write_atomic_batch([f for ns, rs in by_ns.items() for f in _reports(out_dir, ns, rs, lang, stamp)])
+    write_atomic_dirs(out_dir, [_reports(ns, rs, lang, stamp) for ns, rs in by_ns.items()])
 
 
 def in_order(by_ns: dict[str, list[ExerciseResult]]) -> dict[str, list[ExerciseResult]]:

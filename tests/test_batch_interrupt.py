@@ -79,7 +79,8 @@ def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
     gate = threading.Event()
 
     def hold_once_a_chunk_is_written(method: str, path: str) -> bool:
-        if any(out.glob("*/results.json")):
+        # [!.]: a chunk's directories are built under hidden names and renamed once complete
+        if any(out.glob("[!.]*/results.json")):
             gate.wait(60)
         return False
 
@@ -87,7 +88,7 @@ def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
     try:
         proc = _start(kubeconfig, out)
         deadline = time.monotonic() + 60
-        while not list(out.glob("*/results.json")):
+        while not list(out.glob("[!.]*/results.json")):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no chunk finished within 60 s"
             time.sleep(0.01)

@@ -1,5 +1,6 @@
-"""Batch report writing: a chunk's files appear whole and in order, keep their mode, and an
-interrupted write leaves neither temp files nor half a chunk's renames before its contents."""
+"""Batch report writing: a chunk's namespace directories appear whole, existing files are
+replaced in order and keep their mode, names that are not plain directories are refused, and an
+interrupted write leaves neither staged directories nor temp files."""
 from __future__ import annotations
 
 import os
@@ -7,38 +8,71 @@ from pathlib import Path
 
 import pytest
 
-from grader.reports import write_atomic_batch, write_atomic_many
+import grader.atomic
+from grader.reports import write_atomic_dirs, write_atomic_many
 
 
 def _names(d: Path) -> list[str]:
     return sorted(p.name for p in d.rglob("*") if p.is_file())
 
 
-def test_a_chunk_is_written_whole_with_modes_kept(tmp_path):
+def _hidden(d: Path) -> list[str]:
+    return [str(p.relative_to(d)) for p in d.rglob(".*")]
+
+
+def test_new_and_existing_directories_are_written_whole_with_modes_kept(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     old = tmp_path / "a" / "results.json"
     old.write_text("old")
     old.chmod(0o600)
-    files = [(tmp_path / "a" / "ex1.xml", "<testsuites/>"), (tmp_path / "a" / "results.json", "{}"),
-             (tmp_path / "b" / "ex1.xml", b"\xe6\x97\xa5"), (tmp_path / "b" / "results.json", "{\"日\": 1}")]
-    write_atomic_batch(files)
-    assert _names(tmp_path) == ["ex1.xml", "ex1.xml", "results.json", "results.json"]   # no temp file left
+    write_atomic_dirs(tmp_path, [("a", [("ex1.xml", "<testsuites/>"), ("results.json", "{}")]),
+                                 ("b", [("ex1.xml", b"\xe6\x97\xa5"), ("results.json", "{\"日\": 1}")])])
+    assert _names(tmp_path) == ["ex1.xml", "ex1.xml", "results.json", "results.json"]
+    assert _hidden(tmp_path) == []                  # no staged directory, no temp file left
     assert old.read_text() == "{}" and old.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "b" / "ex1.xml").read_bytes() == b"\xe6\x97\xa5"
     assert (tmp_path / "b" / "ex1.xml").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b" / "results.json").read_text(encoding="utf-8") == "{\"日\": 1}"
 
 
-def test_a_write_that_fails_midway_renames_nothing_and_leaves_no_temp_file(tmp_path):
+def test_a_write_that_fails_midway_renames_nothing_and_leaves_nothing_behind(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "results.json").write_text("earlier run")
-    files = [(tmp_path / "a" / "ex1.xml", "<testsuites/>"), (tmp_path / "a" / "results.json", "{}"),
-             (tmp_path / "missing-dir" / "ex1.xml", "x")]
     with pytest.raises(OSError):
-        write_atomic_batch(files)
+        write_atomic_dirs(tmp_path, [("a", [("ex1.xml", "<testsuites/>"), ("results.json", "{}")]),
+                                     ("b", [("ex1.xml", "x"), ("results.json", "{}")]),
+                                     ("c", [("missing-dir/ex1.xml", "x")])])
     assert _names(tmp_path) == ["results.json"]
     assert (tmp_path / "a" / "results.json").read_text() == "earlier run"
+    assert sorted(os.listdir(tmp_path)) == ["a"]    # b was staged, never shown, and removed
+
+
+@pytest.mark.parametrize("kind", ["link-to-a-directory", "file"])
+def test_a_name_that_is_not_a_plain_directory_is_refused_and_nothing_is_written(tmp_path, kind):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    if kind == "file":
+        (out / "evil").write_text("not a directory")
+    else:
+        (out / "evil").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ValueError, match="evil"):
+        write_atomic_dirs(out, [("ok", [("results.json", "{}")]), ("evil", [("results.json", "{}")])])
+    assert sorted(os.listdir(out)) == ["evil"] and os.listdir(elsewhere) == []
+
+
+def test_a_directory_made_by_someone_else_meanwhile_gets_the_files_one_by_one(tmp_path, monkeypatch):
+    fill = grader.atomic._fill
+
+    def fill_then_race(root_fd, directory, files):   # another writer makes the same directory
+        fill(root_fd, directory, files)
+        (tmp_path / "b").mkdir()
+        (tmp_path / "b" / "theirs.txt").write_text("theirs")
+
+    monkeypatch.setattr(grader.atomic, "_fill", fill_then_race)
+    write_atomic_dirs(tmp_path, [("b", [("ex1.xml", "mine"), ("results.json", "{}")])])
+    assert sorted(os.listdir(tmp_path / "b")) == ["ex1.xml", "results.json", "theirs.txt"]
+    assert (tmp_path / "b" / "ex1.xml").read_text() == "mine" and _hidden(tmp_path) == []
 
 
 def test_several_files_of_one_directory(tmp_path):
