@@ -8,7 +8,8 @@ within an hour, so runs at different moments cannot be compared).
 and byte-compiled, as the working tree is. Each round runs the old tree, then the working tree,
 as ``python -m grader EX... --namespace-pattern 'student-*' --out DIR --wait 0 --quiet``
 (``grader.__main__`` started from the tree's path), and prints the child's user and system CPU
-(``batch.run_measured``); at the end min / median / max of user + sys per version.
+(``batch.run_measured``); at the end min / median / max of user + sys per version. Reports go
+under ``--out-root`` (default: the temp directory), all kept until the end (see bench/batch.py).
 """
 from __future__ import annotations
 
@@ -47,13 +48,15 @@ def main() -> None:
     p.add_argument("--namespaces", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--latency-ms", type=float, default=5.0)
+    p.add_argument("--out-root", metavar="DIR", help="where the runs write their reports (/dev/shm: tmpfs)")
     a = p.parse_args()
     exercises = ALL if a.exercises == "all" else a.exercises.split(",")
     compile_like_an_install()
     settings = Settings(lang="en")
     specs = [settings.exercise(ex) for ex in exercises]
     names = [f"student-{i:05d}" for i in range(a.namespaces)]
-    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, EmbeddedCluster() as cluster:
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, EmbeddedCluster() as cluster, \
+            tempfile.TemporaryDirectory(prefix="bench-ab-out-", dir=a.out_root) as outs:
         old_tree = Path(tmp) / "old"
         old_tree.mkdir()
         extract(a.old, old_tree)
@@ -66,10 +69,10 @@ def main() -> None:
         for r in range(a.rounds):
             for label, tree in trees.items():
                 cmd = [sys.executable, "-c", START.format(tree=tree), *exercises, "--namespace-pattern", "student-*",
-                       "--out", f"{tmp}/out-{len(cpu[label])}-{label[:3]}", "--wait", "0", "--quiet",
+                       "--out", f"{outs}/out-{len(cpu[label])}-{label[:3]}", "--wait", "0", "--quiet",
                        "--kubeconfig", str(kubeconfig), "--lang", "en"]
                 print(f"round {r} {label}:", flush=True)
-                code, printed, wall, seconds, _ = run_measured(cmd, {**os.environ})   # prints user and sys
+                code, printed, wall, seconds, *_ = run_measured(cmd, {**os.environ})   # prints user and sys
                 if code not in (0, 1):
                     raise SystemExit(f"{label} exited {code}:\n{printed[-2000:]}")
                 cpu[label].append(seconds)

@@ -19,6 +19,13 @@ For each class size it starts an embedded cluster, fills N namespaces ``student-
 
 Filling goes straight into the API server's store (same objects, admission and controllers as
 over HTTP) and takes linear time; it is printed but is not part of any measurement.
+
+Where the graded runs write (``--out-root``): by default a temp directory on the disk, kept
+until the benchmark ends, since on this machine's ext4 (no journal) creating files right after
+thousands were deleted costs up to 20× the system CPU (``bench/files.py --delete-first``), which
+would charge one run with the clean-up of the one before. Whatever was deleted shortly before the
+benchmark still weighs on its first runs; ``--out-root /dev/shm`` (tmpfs) measures the grader
+without this disk's filesystem.
 """
 from __future__ import annotations
 
@@ -149,8 +156,8 @@ def kubectl_way(kubeconfig: Path, reads: dict[str, tuple[str, str | None]], samp
     return time.monotonic() - started, len(calls)
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, float, float]:
-    """(exit code, output, wall s, CPU s user+sys, peak RSS MB) of one child: CPU from ``wait4``,
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, float, float, float]:
+    """(exit code, output, wall s, CPU s user+sys, peak RSS MB, system CPU s) of one child: CPU from ``wait4``,
     the peak from the child's own ``VmHWM`` (``/proc/PID/status``), read every 20 ms while it runs
     (the high-water mark only grows, so the last reading misses at most the last 20 ms).
 
@@ -183,14 +190,14 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[int, str, float, 
         sink.seek(0)
         print(f"    (child CPU: user {usage.ru_utime:.2f}s, sys {usage.ru_stime:.2f}s; page faults {usage.ru_minflt}, "
               f"context switches {usage.ru_nvcsw} voluntary, {usage.ru_nivcsw} involuntary)", flush=True)
-        return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024
+        return proc.returncode, sink.read(), wall, usage.ru_utime + usage.ru_stime, peak[0] / 1024, usage.ru_stime
 
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     return "/".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
 
 
-def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[str, Any]:
+def bench_size(exercises: list[str], n: int, args: argparse.Namespace, outs: Path) -> dict[str, Any]:
     settings = Settings(lang="en")
     specs = [settings.exercise(ex) for ex in exercises]
     names = [f"student-{i:05d}" for i in range(n)]
@@ -204,11 +211,11 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[s
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         runs = []
         for r in range(args.runs):
-            out = Path(tmp) / f"out{r}"
+            out = outs / f"{'-'.join(exercises)}-{n}-run{r}"
             cluster.server.reset_requests()
             cmd = [sys.executable, "-m", "grader", *exercises, "--namespace-pattern", "student-*", "--out", str(out),
                    "--wait", "0", "--quiet", "--kubeconfig", str(kubeconfig), "--lang", "en"]
-            code, printed, wall, cpu, rss = run_measured(cmd, env)
+            code, printed, wall, cpu, rss, system = run_measured(cmd, env)
             if code not in (0, 1):
                 raise SystemExit(f"grader exited {code}:\n{printed}")
             time.sleep(0.1)   # the server logs a request after answering it
@@ -216,13 +223,12 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[s
             probes = sum(1 for q in reqs if "/proxy" in q.path)
             api = len(reqs) - probes
             checks = sum(len(json.loads((out / ns / "results.json").read_text())["tests"]) for ns in names)
-            runs.append({"wall": wall, "cpu": cpu, "rss": rss, "api": api, "proxy": probes, "checks": checks})
+            runs.append({"wall": wall, "cpu": cpu, "sys": system, "rss": rss, "api": api, "proxy": probes, "checks": checks})
             print(f"  run {r + 1}: wall {wall:.2f}s, CPU {cpu:.2f}s ({1000 * cpu / (n * len(exercises)):.2f} ms per "
                   f"namespace per exercise), peak RSS {rss:.0f} MB, API requests {api} (+{probes} service-proxy "
                   f"probes), {checks} checks; {printed.strip().splitlines()[-1] if printed.strip() else ''}",
                   flush=True)
-            # kept until the class size is done: deleting thousands of files right before the
-            # next run made its file creation and syncfs cost 3-4× the system CPU (0.9 → 3.4 s)
+            # kept until the benchmark ends (see --out-root)
         cluster.server.faults.latency = args.latency_ms / 1000
         # baseline A: kubectl per check, on a sample
         from grader.kube import Api
@@ -240,7 +246,7 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[s
         for ns in student:
             cmd = [sys.executable, "-m", "grader", *exercises, "-n", ns, "--wait", "0", "--quiet",
                    "--kubeconfig", str(kubeconfig), "--lang", "en"]
-            code, printed, wall, _, _ = run_measured(cmd, env)
+            code, printed, wall, *_ = run_measured(cmd, env)
             if code not in (0, 1):
                 raise SystemExit(f"grade -n {ns} exited {code}:\n{printed}")
             g_times.append(wall)
@@ -258,7 +264,7 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace) -> dict[s
 
 def table(rows: list[dict[str, Any]], latency: float) -> str:
     head = ("| exercises | namespaces | checks | API requests (+proxy probes) | wall s min/med/max | "
-            "CPU s min/med/max | CPU ms per ns per exercise (med) | peak RSS MB min/med/max | "
+            "CPU s min/med/max (of which system, med) | CPU ms per ns per exercise (med) | peak RSS MB min/med/max | "
             "kubectl per check (extrapolated) | ratio | grade -n per student (extrapolated) | ratio |")
     lines = [head, "|" + "---|" * 12]
     for row in rows:
@@ -270,7 +276,7 @@ def table(rows: list[dict[str, Any]], latency: float) -> str:
         g_s, g_n, student_n = row["per_student"]
         lines.append(
             f"| {row['exercises']} | {row['n']:,} | {runs[0]['checks']:,} | {'/'.join(map(str, api))} "
-            f"(+{'/'.join(map(str, proxy))}) | {spread([r['wall'] for r in runs])} | {spread([r['cpu'] for r in runs])} | "
+            f"(+{'/'.join(map(str, proxy))}) | {spread([r['wall'] for r in runs])} | {spread([r['cpu'] for r in runs])} ({statistics.median(r['sys'] for r in runs):.2f}) | "
             f"{1000 * statistics.median(r['cpu'] for r in runs) / (row['n'] * ex_count):.2f} | "
             f"{spread([r['rss'] for r in runs], '{:.0f}')} | {kubectl_n:,.0f} s ({k_calls} calls on {k_n} ns: {k_s:.1f} s) | "
             f"{row['ratio_kubectl']:.0f}× | {student_n:,.0f} s ({g_n} runs: {g_s:.1f} s) | {row['ratio_student']:.0f}× |")
@@ -296,12 +302,19 @@ def main() -> int:
     p.add_argument("--sample", type=int, default=5, help="namespaces graded the kubectl-per-check way")
     p.add_argument("--student-sample", type=int, default=5, help="namespaces graded with one `grade -n NS` each")
     p.add_argument("--json", metavar="FILE", help="also write the rows here")
+    p.add_argument("--out-root", metavar="DIR", help="where the graded runs write their reports (default: a temp "
+                   "directory on disk; /dev/shm: without the disk's filesystem). Kept until the end.")
     args = p.parse_args()
     exercises = ALL if args.exercises == "all" else args.exercises.split(",")
     compile_like_an_install()
     print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}  "
           f"({os.cpu_count()} cores)", flush=True)
-    rows = [bench_size(exercises, int(n), args) for n in args.namespaces.split(",")]
+    outs = Path(tempfile.mkdtemp(prefix="bench-out-", dir=args.out_root))
+    print(f"reports written under {outs}", flush=True)
+    try:
+        rows = [bench_size(exercises, int(n), args, outs) for n in args.namespaces.split(",")]
+    finally:
+        shutil.rmtree(outs, ignore_errors=True)
     print(f"$ uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     print(table(rows, args.latency_ms))
     if args.json:

@@ -200,7 +200,7 @@ def main() -> int:
         out = Path(tmp) / "out"
         bcmd = [sys.executable, "-m", "grader", *ALL, "--namespace-pattern", "student-*", "--out", str(out),
                 "--wait", "0", "--quiet", "--kubeconfig", str(kubeconfig), "--lang", "en"]
-        code, printed, wall, cpu, brss = run_measured(bcmd, env)
+        code, printed, wall, cpu, brss, _ = run_measured(bcmd, env)
         print(f"  batch once: exit {code}, {wall:.1f}s wall, {cpu:.1f}s CPU, peak RSS {brss:.0f} MB → in a loop a "
               f"change shows after {wall:.1f}–{2 * wall:.1f}s (p95 ≈ {1.95 * wall:.1f}s) at ~{100 * cpu / wall:.0f}% "
               f"of a core, all the time", flush=True)
