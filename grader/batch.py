@@ -353,8 +353,8 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
             stop.check()
             finished = True
         finally:
-            # Interrupted, a chunk's writer threads may have finished some of its namespaces that
-            # by_ns does not hold yet: what is on disk is the record (results.json comes last).
+            # Interrupted while a chunk was being written, some of its namespaces may be on disk
+            # (renamed into place) that by_ns does not hold yet: what is on disk is the record.
             book.write(by_ns if finished else {**_earlier(out_dir, set()), **by_ns})
     if roster is not None:
         write_round_trip(api, settings, specs, by_ns, out_dir, roster)

@@ -42,6 +42,20 @@ _SECRETS = (
     (re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), REDACTED),       # a JWT (service account tokens)
     (re.compile(r"\bsha256~[\w-]{16,}"), REDACTED),                     # an OpenShift OAuth token
 )
+# What any of them needs, under the same matching rules (the keywords in any case, as re's
+# IGNORECASE reads case, K and ſ included; the last two as written): a class's report texts
+# (thousands of ids, names and titles) mostly have none, and are spared the four searches. In
+# ASCII text, where case is only A-Z, the keywords are looked for in the lower-cased text: a
+# case-insensitive search costs several times more.
+_MAYBE_SECRET = re.compile(r"(?i:bearer|basic|token|passw|secret|key|authorization)|eyJ|sha256~")
+_MAYBE_SECRET_LOWER = re.compile(r"bearer|basic|token|passw|secret|key|authorization")
+
+
+def _maybe_secret(text: str) -> bool:
+    if not text.isascii():
+        return _MAYBE_SECRET.search(text) is not None
+    return "eyJ" in text or "sha256~" in text or _MAYBE_SECRET_LOWER.search(text.lower()) is not None
+
 
 _known: set[str] = set()
 _longest_first: tuple[str, ...] = ()   # _known, longest first (a secret inside another is replaced after it)
@@ -78,16 +92,19 @@ def strip_escapes(text: str) -> str:
 def redact(text: str) -> str:
     for secret in _longest_first:     # one tuple, replaced whole: read without the lock
         text = text.replace(secret, REDACTED)
-    for pattern, repl in _SECRETS:
-        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+    if _maybe_secret(text):
+        for pattern, repl in _SECRETS:
+            text = pattern.sub(repl, text)  # type: ignore[arg-type]
     return text
 
 
 def clean(value: Any, limit: int = 160) -> str:
     """One line of at most ``limit`` characters, safe to show: see the module docstring."""
     text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
-    text = " ".join(strip_escapes(text[:_MAX_INPUT]).split())
-    text = redact(text)
+    text = text[:_MAX_INPUT]
+    if not (text.isascii() and text.isprintable()):   # else there is no escape or control to strip
+        text = strip_escapes(text)
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[:max(limit - 3, 0)] + "..."
 
 
