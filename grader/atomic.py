@@ -106,16 +106,20 @@ def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | 
             renamed.add(tmp_file)
         syncfs(root)
     finally:
-        for tmp, _, files in staged:
-            if tmp not in renamed:
-                _remove_staged(root_fd, tmp, files)
-        for tmp_file, _ in temps:
-            if tmp_file not in renamed:
-                try:
-                    os.unlink(tmp_file)
-                except FileNotFoundError:
-                    pass
-        os.close(root_fd)
+        try:        # best effort: a failure here must not hide why the write stopped
+            for tmp, _, files in staged:
+                if tmp not in renamed:
+                    _remove_staged(root_fd, tmp, files)
+            for tmp_file, _ in temps:
+                if tmp_file not in renamed:
+                    try:
+                        os.unlink(tmp_file)
+                    except FileNotFoundError:
+                        pass
+        except OSError:
+            pass
+        finally:
+            os.close(root_fd)
 
 
 def _kind(root: Path, name: str) -> str | None:
