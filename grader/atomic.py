@@ -36,7 +36,7 @@ def write_atomic_many(directory: str | os.PathLike[str], files: list[tuple[str, 
     needs all of them checks every file (``batch.complete`` parses each one)."""
     directory = Path(directory)
     for name, data in files:
-        _replace(directory / name, data.encode("utf-8") if isinstance(data, str) else data)
+        _replace(directory / name, _bytes(data))
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -70,18 +70,18 @@ def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | 
     syncfs = _syncfs()
     if syncfs is None:          # no syncfs: fsync per file and directory, as write_atomic_many does
         for name, files in dirs:
-            if _kind(root, name) is None:
+            if not _existing_dir(root, name):
                 os.mkdir(root / name)
             write_atomic_many(root / name, files)
         return
-    kinds = [_kind(root, name) for name, _ in dirs]
+    existing = [_existing_dir(root, name) for name, _ in dirs]
     staged: list[tuple[str, str, list[tuple[str, bytes | str]]]] = []
     temps: list[tuple[str, Path]] = []
     renamed: set[str] = set()
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for (name, files), kind in zip(dirs, kinds):
-            if kind is None:
+        for (name, files), there in zip(dirs, existing):
+            if not there:
                 tmp = f".{name}.{os.getpid()}-{next(_STAGED)}.tmp"
                 os.mkdir(tmp, dir_fd=root_fd)
                 staged.append((tmp, name, files))
@@ -95,7 +95,7 @@ def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | 
             try:
                 os.rename(tmp, name, src_dir_fd=root_fd, dst_dir_fd=root_fd)
             except OSError as e:    # someone made it meanwhile: replace its files one by one
-                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR) or _kind(root, name) != "dir":
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR) or not _existing_dir(root, name):
                     raise
                 for f, _ in files:
                     os.replace(root / tmp / f, root / name / f)
@@ -122,15 +122,15 @@ def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | 
             os.close(root_fd)
 
 
-def _kind(root: Path, name: str) -> str | None:
-    """None if ``root/name`` does not exist, "dir" if it is a directory (not a link to one)."""
+def _existing_dir(root: Path, name: str) -> bool:
+    """Whether ``root/name`` exists; ValueError if it is anything but a directory (a link to one too)."""
     try:
         st = os.lstat(root / name)
     except FileNotFoundError:
-        return None
+        return False
     if not stat.S_ISDIR(st.st_mode):
         raise ValueError(f"refusing to write reports outside {root}: {name!r} is not a directory")
-    return "dir"
+    return True
 
 
 def _bytes(data: bytes | str) -> bytes:
