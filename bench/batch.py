@@ -10,7 +10,10 @@ For each class size it starts an embedded cluster, fills N namespaces ``student-
    ``python -m grader EX... --namespace-pattern 'student-*' --out DIR --wait 0 --quiet`` -- and
    reports, min/median/max over the runs: wall seconds (interpreter start included), the child's
    CPU seconds (user+sys, from ``wait4``) and CPU per namespace per exercise, its peak RSS, and
-   API requests from the server's log (route and service-proxy probes counted apart);
+   API requests from the server's log (route and service-proxy probes counted apart). After each
+   run the same command grades the first namespace alone (its pattern is that one name): the
+   process's fixed cost, whatever the class (interpreter start, imports, collection). What each
+   further namespace costs is (CPU of the class - CPU of one) / (N - 1) per exercise;
 2. baseline A, in the same run and on the same data: one ``kubectl get <short name> [NAME] -n NS
    -o json`` subprocess per check (the first object each check reads) for a sample of namespaces,
    extrapolated to N;
@@ -223,9 +226,20 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace, outs: Pat
             probes = sum(1 for q in reqs if "/proxy" in q.path)
             api = len(reqs) - probes
             checks = sum(len(json.loads((out / ns / "results.json").read_text())["tests"]) for ns in names)
-            runs.append({"wall": wall, "cpu": cpu, "sys": system, "rss": rss, "api": api, "proxy": probes, "checks": checks})
+            # the same command for the class's first namespace alone, right after: the process's
+            # fixed cost (start, imports, collection, one listing), so that what each further
+            # namespace costs is measured apart from it, at the same moment
+            one = [*cmd[:cmd.index("student-*")], names[0], *cmd[cmd.index("student-*") + 1:]]
+            one[one.index(str(out))] = str(out) + "-one"
+            code1, printed1, _, cpu1, *_ = run_measured(one, env)
+            if code1 not in (0, 1):
+                raise SystemExit(f"grader exited {code1} on one namespace:\n{printed1}")
+            each = 1000 * (cpu - cpu1) / ((n - 1) * len(exercises)) if n > 1 else float("nan")
+            runs.append({"wall": wall, "cpu": cpu, "sys": system, "rss": rss, "api": api, "proxy": probes, "checks": checks,
+                         "one": cpu1, "each": each})
             print(f"  run {r + 1}: wall {wall:.2f}s, CPU {cpu:.2f}s ({1000 * cpu / (n * len(exercises)):.2f} ms per "
-                  f"namespace per exercise), peak RSS {rss:.0f} MB, API requests {api} (+{probes} service-proxy "
+                  f"namespace per exercise; one namespace alone {cpu1:.2f}s, so {each:.2f} ms for each further one), "
+                  f"peak RSS {rss:.0f} MB, API requests {api} (+{probes} service-proxy "
                   f"probes), {checks} checks; {printed.strip().splitlines()[-1] if printed.strip() else ''}",
                   flush=True)
             # kept until the benchmark ends (see --out-root)
@@ -264,9 +278,10 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace, outs: Pat
 
 def table(rows: list[dict[str, Any]], latency: float) -> str:
     head = ("| exercises | namespaces | checks | API requests (+proxy probes) | wall s min/med/max | "
-            "CPU s min/med/max (of which system, med) | CPU ms per ns per exercise (med) | peak RSS MB min/med/max | "
+            "CPU s min/med/max (of which system, med) | CPU ms per ns per exercise (med) | "
+            "one ns alone: CPU s (med) | each further ns: CPU ms per exercise min/med/max | peak RSS MB min/med/max | "
             "kubectl per check (extrapolated) | ratio | grade -n per student (extrapolated) | ratio |")
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 14]
     for row in rows:
         runs = row["runs"]
         ex_count = len(row["exercises"].split(","))
@@ -278,6 +293,7 @@ def table(rows: list[dict[str, Any]], latency: float) -> str:
             f"| {row['exercises']} | {row['n']:,} | {runs[0]['checks']:,} | {'/'.join(map(str, api))} "
             f"(+{'/'.join(map(str, proxy))}) | {spread([r['wall'] for r in runs])} | {spread([r['cpu'] for r in runs])} ({statistics.median(r['sys'] for r in runs):.2f}) | "
             f"{1000 * statistics.median(r['cpu'] for r in runs) / (row['n'] * ex_count):.2f} | "
+            f"{statistics.median(r['one'] for r in runs):.2f} | {spread([r['each'] for r in runs])} | "
             f"{spread([r['rss'] for r in runs], '{:.0f}')} | {kubectl_n:,.0f} s ({k_calls} calls on {k_n} ns: {k_s:.1f} s) | "
             f"{row['ratio_kubectl']:.0f}× | {student_n:,.0f} s ({g_n} runs: {g_s:.1f} s) | {row['ratio_student']:.0f}× |")
     return "\n".join(lines) + f"\n\n({latency:g} ms added to every API request; ratios use the median wall.)"

@@ -1,8 +1,8 @@
 """The API server's connections for service-proxy probes, opened as the API client opens its own.
 
-A probe's GET is sent with ``http.client`` over a kept connection (``bounded.Connections``): the
-client's request path and urllib3's pool and response wrappers were a third of a probe's CPU, and
-what parses the answer is ``http.client`` either way. The connection itself is still opened by urllib3
+A probe's GET goes over a kept connection of its own (``bounded.Connections``, which parses the
+answer with llhttp): the client's request path and urllib3's pool and response wrappers were a
+third of a probe's CPU. The connection itself is still opened by urllib3
 with the settings the client gives its pool (``kubernetes/client/rest.py``,
 ``RESTClientObject.__init__``): the kubeconfig's CA, client certificate and key,
 ``tls-server-name``, hostname check, and ``proxy-url`` (a CONNECT tunnel through an HTTP proxy).

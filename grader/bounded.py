@@ -2,11 +2,12 @@
 
 Both probes read such answers: a route page through the router (``Probe._get``) and a service
 through the API server's proxy (``Api.fetch``). Whatever the pod sends -- a 1 GiB page, an
-endless chunked stream, one byte a second, a gzip bomb -- the grader keeps at most ``max_body``
-bytes and returns by the deadline:
+endless chunked stream, one byte a second, a gzip bomb, a head of a million headers -- the grader
+keeps at most ``max_body`` bytes and returns by the deadline:
 
-* The body is read raw (``read1``, no transparent decoding) in slices, so nothing larger than a
-  slice is ever buffered beyond the cap.
+* The answer is read from the socket in slices and parsed as it comes (llhttp, through
+  ``httptools``), so nothing larger than a slice is ever buffered beyond the cap; the status line
+  and headers are bounded as http.client bounds them (64 KiB, 100 headers).
 * The grader asks for ``Accept-Encoding: identity``. A pod that compresses anyway with ``gzip``
   or ``deflate`` is unpacked incrementally with zlib's ``max_length``, so the *output* stops at
   the cap however small the input (10 GB of zeros compress to ~10 MB); any other encoding (br,
@@ -14,20 +15,23 @@ bytes and returns by the deadline:
 * A watchdog shuts the socket at the deadline: a per-read timeout cannot end a trickle, because
   every byte resets it, and a chunk-size line read at one byte a second would outlast any.
 
-Both probes send their GET the same way too (``Connections``): the standard library's
-``http.client`` on a connection kept for the next GET only after a complete, clean answer.
+Both probes send their GET the same way too (``Connections``), on a connection kept for the next
+GET only after a complete, clean answer.
 """
 from __future__ import annotations
 
 import heapq
 import http.client
 import itertools
+import re
 import socket
 import threading
 import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import httptools
 
 SLICE = 64 << 10
 _INFLATE = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 32 + zlib.MAX_WBITS}
@@ -133,56 +137,55 @@ class _Timers:
 _TIMERS = _Timers()
 
 
-def read_body(read1: Callable[[int], bytes], encoding: str | None, max_body: int, deadline: float,
-              expired: threading.Event, seconds: float) -> Body:
-    """The body through ``read1`` (raw bytes, at most n per call), bounded as the module says.
+class _Sink:
+    """A body as the parser hands it over, decoded and capped as the module says.
 
-    ``seconds`` is the probe's whole time limit, for the message when the deadline ends it.
-    """
-    coding = (encoding or "identity").strip().lower()
-    if coding not in ("", "identity") and coding not in _INFLATE:
-        return Body(b"", error=f"the answer is compressed ({coding[:40]}), which the grader does not unpack "
-                               "(it asks for Accept-Encoding: identity)")
-    inflater = zlib.decompressobj(_INFLATE[coding]) if coding in _INFLATE else None
-    out = bytearray()
-    raw = 0
-    limit = max_body + 1        # one byte more than kept: tells a body of exactly max_body from a longer one
-    try:
-        while len(out) < limit:
-            if expired.is_set() or time.monotonic() >= deadline:
-                raise TimeoutError
-            chunk = read1(min(SLICE, limit - len(out)) if inflater is None else SLICE)
-            if not chunk:
-                if expired.is_set():
-                    raise TimeoutError
-                break
-            raw += len(chunk)
-            if inflater is None:
-                out += chunk
-                continue
-            while chunk and len(out) < limit:
-                out += inflater.decompress(chunk, limit - len(out))
-                chunk = inflater.unconsumed_tail
-                if inflater.eof:        # a gzip member ended: another may follow (RFC 1952 allows several)
-                    chunk = inflater.unused_data + chunk
-                    inflater = zlib.decompressobj(_INFLATE[coding]) if chunk else inflater
-                    if not chunk:
-                        break
-    except zlib.error as e:
-        return Body(_kept(out, max_body), error=f"the answer's {coding} content is corrupt ({str(e)[:80]})")
-    except Exception as e:      # the socket, TLS or chunked framing failed mid-body
-        if expired.is_set() or time.monotonic() >= deadline - 0.01:
-            return Body(_kept(out, max_body), error=too_slow(seconds))
-        return Body(_kept(out, max_body),
-                    error=f"the answer broke off after {raw} bytes ({type(e).__name__}: {str(e)[:80]})")
-    cut = len(out) > max_body
-    return Body(_kept(out, max_body), cut=cut)
+    ``error`` is set (and nothing more is taken) for an encoding the grader does not unpack or
+    corrupt compressed content; ``full`` once one byte more than ``max_body`` is kept, which tells a
+    body of exactly ``max_body`` from a longer one."""
 
+    __slots__ = ("coding", "max_body", "limit", "out", "raw", "inflater", "error", "full")
 
-def _kept(out: bytearray, max_body: int) -> bytes:
-    """The first ``max_body`` bytes, truncated in place: one copy per answer, not two."""
-    del out[max_body:]
-    return bytes(out)
+    def __init__(self, encoding: str | None, max_body: int) -> None:
+        self.coding = coding = (encoding or "identity").strip().lower()
+        self.max_body = max_body
+        self.limit = max_body + 1
+        self.out = bytearray()
+        self.raw = 0
+        self.full = False
+        self.error: str | None = None
+        self.inflater = zlib.decompressobj(_INFLATE[coding]) if coding in _INFLATE else None
+        if coding not in ("", "identity") and coding not in _INFLATE:
+            self.error = (f"the answer is compressed ({coding[:40]}), which the grader does not unpack "
+                          "(it asks for Accept-Encoding: identity)")
+
+    def add(self, chunk: bytes) -> None:
+        if self.full or self.error is not None:
+            return
+        self.raw += len(chunk)
+        out, limit = self.out, self.limit
+        if self.inflater is None:
+            out += chunk[: limit - len(out)]
+        else:
+            try:
+                while chunk and len(out) < limit:
+                    out += self.inflater.decompress(chunk, limit - len(out))
+                    chunk = self.inflater.unconsumed_tail
+                    if self.inflater.eof:   # a gzip member ended: another may follow (RFC 1952 allows several)
+                        chunk = self.inflater.unused_data + chunk
+                        if chunk:
+                            self.inflater = zlib.decompressobj(_INFLATE[self.coding])
+            except zlib.error as e:
+                self.error = f"the answer's {self.coding} content is corrupt ({str(e)[:80]})"
+                return
+        self.full = len(out) >= limit
+
+    def body(self, error: str | None = None) -> "Body":
+        """What was kept (its first ``max_body`` bytes, truncated in place: one copy per answer)."""
+        out = self.out
+        cut = len(out) > self.max_body
+        del out[self.max_body:]
+        return Body(bytes(out), cut=cut and error is None and self.error is None, error=self.error or error)
 
 
 @dataclass(frozen=True)
@@ -205,20 +208,116 @@ class _Stale(Exception):
     """A kept connection the other end had closed: nothing was answered on it."""
 
 
-class Connections:
-    """GETs to one address, each bounded as this module says, over HTTP/1.1 connections of the
-    standard library's ``http.client``, each kept for the next GET after a complete, clean answer
-    (its whole body read to the end its framing gives, within the cap, before the deadline, and no
-    ``Connection: close``). Anything else -- a cut, a broken or slow body, an answer the watchdog
-    ended -- closes it, so an unread rest or a shut socket is never lent to another GET. A kept
-    connection the other end closed meanwhile fails before any answer; that one GET is then sent
-    again on a new connection.
+# The answer's status line and headers: http.client's bounds (a line of 64 KiB, 100 headers),
+# the first as a bound on the whole head.
+MAX_HEAD = 64 << 10
+MAX_HEADERS = 100
+# What http.client refuses in a request target: controls and space (request splitting).
+_BAD_TARGET = re.compile("[\x00-\x20\x7f]").search
 
-    ``connect(seconds)`` makes a connection (it may open it, bounded by ``seconds``); it is called
-    under the GET's watchdog. With ``keep=0`` nothing is kept and every GET says
-    ``Connection: close``. Why not urllib3, which the API client uses: its pool and response
-    wrappers cost a third of a probe's CPU (a service-proxy probe took 0.9–1.1 ms of CPU through
-    the client, 0.63 ms this way), and what parses the answer is ``http.client`` either way."""
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Beyond(Exception):
+    """Bytes after the answer's end."""
+
+
+class _Reader:
+    """The parser's callbacks for one answer (``httptools.HttpResponseParser``): the status and
+    headers of the final answer (an interim 1xx is skipped, as http.client skips 100 Continue),
+    its body into a ``_Sink``, and whether the answer ended where its framing says."""
+
+    __slots__ = ("parser", "max_body", "status", "headers", "head", "sink", "done", "extra", "eof_ends", "alive")
+
+    def __init__(self, max_body: int) -> None:
+        self.parser: Any = None
+        self.max_body = max_body
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head = False           # the final answer's headers are complete
+        self.sink: _Sink | None = None
+        self.done = False           # its body ended where its framing says
+        self.extra = False          # something followed the answer on the connection
+        self.eof_ends = False       # no length and not chunked: the body ends when the connection does
+        self.alive = False          # the answer lets the connection be used again (asked when it ends:
+                                    # llhttp forgets it once the message is complete)
+
+    def on_message_begin(self) -> None:
+        if self.done:   # a second answer nobody asked for: stop parsing (the first stands)
+            self.extra = True
+            raise _Beyond
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            raise _TooLarge(f"got more than {MAX_HEADERS} headers")
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []       # interim: the final answer follows
+            return
+        self.status, self.head = status, True
+        length = chunked = False
+        coding = None
+        for name, value in self.headers:
+            name = name.lower()
+            if name == b"content-length":
+                length = True
+            elif name == b"transfer-encoding":
+                chunked = chunked or b"chunked" in value.lower()
+            elif name == b"content-encoding":
+                coding = value.decode("latin-1")
+        self.eof_ends = not (length or chunked or status in (204, 304))
+        self.sink = _Sink(coding, self.max_body)
+
+    def on_body(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.add(data)
+
+    def on_message_complete(self) -> None:
+        if self.head:
+            self.done = True
+            self.alive = self.parser.should_keep_alive()
+
+    def stop(self) -> bool:
+        """Nothing more to read: the answer ended, or its body is full or unusable."""
+        sink = self.sink
+        return self.done or self.extra or (sink is not None and (sink.full or sink.error is not None))
+
+
+def _request(path: str, headers: dict[str, str]) -> bytes:
+    """``GET path`` with exactly ``headers``, refused as http.client refuses it (a control
+    character, space or non-ASCII in the target, a line break in a header)."""
+    if _BAD_TARGET(path):
+        raise http.client.InvalidURL(f"URL can't contain control characters. {path!r}")
+    lines = [f"GET {path} HTTP/1.1"]
+    for name, value in headers.items():
+        if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
+            raise ValueError(f"Invalid header {name!r}")
+        lines.append(f"{name}: {value}")
+    path.encode("ascii")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class Connections:
+    """GETs to one address, each bounded as this module says, over HTTP/1.1 connections, each
+    kept for the next GET after a complete, clean answer (its whole body read to the end its
+    framing gives, within the cap, before the deadline, nothing after it, and no ``Connection:
+    close``). Anything else -- a cut, a broken or slow body, an answer the watchdog ended -- closes
+    it, so an unread rest or a shut socket is never lent to another GET. A kept connection the
+    other end closed meanwhile fails before any answer; that one GET is then sent again on a new
+    connection.
+
+    ``connect(seconds)`` makes an ``http.client.HTTPConnection`` (it may open it, bounded by
+    ``seconds``), which opens the socket; it is called under the GET's watchdog. The GET is
+    written on that socket and the answer parsed by llhttp (``httptools``, the parser of uvicorn;
+    llhttp is Node.js's): read through http.client, whose headers go through the ``email``
+    package, parsing was over half of a probe's CPU (a service-proxy probe took 0.60–0.76 ms of
+    CPU, this way 0.39–0.41). With ``keep=0`` nothing is kept and every GET says
+    ``Connection: close``."""
 
     def __init__(self, connect: Callable[[float], http.client.HTTPConnection], keep: int) -> None:
         self._connect = connect
@@ -244,7 +343,9 @@ class Connections:
     def _exchange(self, kept: http.client.HTTPConnection | None, path: str, headers: dict[str, str],
                   deadline: float, max_body: int, seconds: float) -> Answer:
         conn = kept
-        answered = keep = False
+        keep = False
+        reader = _Reader(max_body)
+        got = 0
 
         def cut() -> None:
             sock = conn.sock if conn is not None else None
@@ -252,35 +353,53 @@ class Connections:
                 sock.shutdown(socket.SHUT_RDWR)
 
         try:
+            request = _request(path, headers if self.keep else {**headers, "Connection": "close"})
             with Watchdog(deadline, cut) as dog:
                 if conn is None:
                     conn = self._connect(max(0.01, deadline - time.monotonic()))
                 if conn.sock is None:
                     conn.connect()      # bounded by the socket timeout, which is the time left
-                if dog.expired.is_set() or conn.sock is None:
+                sock = conn.sock
+                if dog.expired.is_set() or sock is None:
                     raise TimeoutError("timed out")
-                conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
-                conn.request("GET", path, headers=headers if self.keep else {**headers, "Connection": "close"})
-                resp = conn.getresponse()
-                status, got = resp.status, dict(resp.getheaders())
-                answered = True
-                body = read_body(resp.read1, resp.getheader("Content-Encoding"), max_body, deadline,
-                                 dog.expired, seconds)
-            # the body ended where its framing says: the last chunk (http.client closes the
-            # response there) or all of its Content-Length (it does not: closed here)
-            ended = resp.isclosed() or resp.length == 0
-            if ended:
-                resp.close()
-            keep = bool(self.keep) and ended and not (body.cut or body.error or dog.expired.is_set()
-                                                       or resp.will_close)
-            return Answer(status, got, body)
-        except (OSError, http.client.HTTPException, ValueError) as e:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                sock.sendall(request)
+                parser = reader.parser = httptools.HttpResponseParser(reader)
+                while not reader.stop():
+                    if dog.expired.is_set() or time.monotonic() >= deadline:
+                        raise TimeoutError("timed out")
+                    data = sock.recv(SLICE)
+                    if not data:
+                        if dog.expired.is_set():
+                            raise TimeoutError("timed out")
+                        if reader.head and reader.eof_ends:
+                            reader.done = True      # the body ended with the connection, as its framing says
+                            break
+                        raise (http.client.RemoteDisconnected("Remote end closed connection without response")
+                               if not reader.head else EOFError("the connection closed before the answer's end"))
+                    got += len(data)
+                    if not reader.head and got > MAX_HEAD:
+                        raise _TooLarge(f"the answer's status line and headers are over {MAX_HEAD >> 10} KiB")
+                    try:
+                        parser.feed_data(data)
+                    except httptools.HttpParserUpgrade:     # a 101 answer: what follows is not HTTP
+                        reader.done = reader.extra = True
+                    except httptools.HttpParserError as e:
+                        if not reader.done:
+                            raise (e.__context__ if isinstance(e.__context__, _TooLarge) else e) from None
+                        reader.extra = True     # after the answer's end: it stands, the connection goes
+            sink = reader.sink or _Sink(None, max_body)
+            keep = (bool(self.keep) and reader.done and not (reader.extra or sink.full or sink.error is not None
+                                                             or dog.expired.is_set()) and reader.alive)
+            return Answer(reader.status, _headers(reader.headers), sink.body())
+        except (OSError, http.client.HTTPException, ValueError, EOFError, _TooLarge, httptools.HttpParserError) as e:
             late = time.monotonic() >= deadline - 0.05
-            if answered:        # read_body keeps the body's own failures; this is what came after
-                return Answer(status, got, Body(b"", error=too_slow(seconds) if late else
-                                                f"{type(e).__name__}: {str(e)[:160]}"))
-            if kept is not None and not late and isinstance(
-                    e, (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine)):
+            if reader.head and reader.sink is not None:     # the answer came; what failed is its body
+                error = too_slow(seconds) if late else (
+                    f"the answer broke off after {reader.sink.raw} bytes ({type(e).__name__}: {str(e)[:80]})")
+                return Answer(reader.status, _headers(reader.headers), reader.sink.body(error))
+            if kept is not None and not late and got == 0 and isinstance(
+                    e, (ConnectionError, http.client.RemoteDisconnected)):
                 raise _Stale() from None
             raise NoAnswer(e, late) from None
         finally:
@@ -291,3 +410,8 @@ class Connections:
                         self._idle.append(conn)   # type: ignore[arg-type]
             if not keep and conn is not None:
                 conn.close()
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names and values as http.client gives them (ISO-8859-1; a repeated name: its last)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}

@@ -422,7 +422,7 @@ class Api:
     def fetch(self, path: str, *, deadline: float, max_body: int, seconds: float) -> HttpAnswer:
         """One GET whose answer a student's pod may have written (the service proxy), ended at
         ``deadline`` (``time.monotonic``) however it trickles, the body read raw and capped by
-        ``bounded.read_body``. No HTTP answer at all (including none by the deadline) raises
+        ``grader.bounded``. No HTTP answer at all (including none by the deadline) raises
         ``Unreachable``.
 
         It goes over the API server's own connections (``bounded.Connections``, kept after a
