@@ -250,6 +250,8 @@ class _Reader:
             raise _Beyond
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head:       # a chunked body's trailer: not the answer's headers (http.client drops it too)
+            return
         if len(self.headers) >= MAX_HEADERS:
             raise _TooLarge(f"got more than {MAX_HEADERS} headers")
         self.headers.append((name, value))

@@ -143,6 +143,16 @@ def test_bytes_after_an_answer_do_not_become_the_next_students_answer(serve):
     assert second.body.data == b"page 2"
 
 
+def test_a_chunked_bodys_trailer_is_not_a_header(serve):
+    """Fields after the last chunk (a trailer) are not the answer's headers: one named like a
+    header does not replace it."""
+    server = serve(lambda n, r: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/html\r\n\r\n"
+                                 b"5\r\nhello\r\n0\r\nContent-Type: application/json\r\nX-Trailer: 1\r\n\r\n", False))
+    got = _get(_conns(server))
+    assert (got.status, got.body.data, got.body.error) == (200, b"hello", None)
+    assert got.headers.get("Content-Type") == "text/html" and "X-Trailer" not in got.headers
+
+
 def test_a_chunked_body_that_breaks_off_is_the_answers_failure(serve):
     """The status came, then the connection closed in the middle of a chunk: an answer with an
     error that says so (the student's page), not "no answer"."""
