@@ -51,7 +51,8 @@ def too_slow(seconds: float) -> str:
 class Watchdog:
     """Calls ``stop`` once at ``deadline`` (``time.monotonic``) unless the reader finished first.
 
-    ``expired`` tells the reader that a failed or empty read was the watchdog's doing. ``stop``
+    ``expired`` (set before ``stop`` runs) tells the reader that a failed or empty read was the
+    watchdog's doing; a plain flag, not an ``Event``, since nobody waits on it. ``stop``
     must only ever affect this exchange's own socket: a connection whose watchdog fired is closed,
     never handed back to the pool (``Api.fetch``), and once the block is left it cannot fire.
     Every watchdog of the process shares one timer thread (``_Timers``): a thread per probe was
@@ -59,7 +60,7 @@ class Watchdog:
     """
 
     def __init__(self, deadline: float, stop: Callable[[], Any]) -> None:
-        self.expired = threading.Event()
+        self.expired = False
         self.deadline = deadline
         self._stop = stop
         self._done = False
@@ -69,7 +70,7 @@ class Watchdog:
         with self._lock:
             if self._done:
                 return
-            self.expired.set()
+            self.expired = True
         try:
             self._stop()
         except Exception:   # already closed or released: nothing left to cut
@@ -362,17 +363,17 @@ class Connections:
                 if conn.sock is None:
                     conn.connect()      # bounded by the socket timeout, which is the time left
                 sock = conn.sock
-                if dog.expired.is_set() or sock is None:
+                if dog.expired or sock is None:
                     raise TimeoutError("timed out")
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
                 sock.sendall(request)
                 parser = reader.parser = httptools.HttpResponseParser(reader)
                 while not reader.stop():
-                    if dog.expired.is_set() or time.monotonic() >= deadline:
+                    if dog.expired or time.monotonic() >= deadline:
                         raise TimeoutError("timed out")
                     data = sock.recv(SLICE)
                     if not data:
-                        if dog.expired.is_set():
+                        if dog.expired:
                             raise TimeoutError("timed out")
                         if reader.head and reader.eof_ends:
                             reader.done = True      # the body ended with the connection, as its framing says
@@ -392,7 +393,7 @@ class Connections:
                         reader.extra = True     # after the answer's end: it stands, the connection goes
             sink = reader.sink or _Sink(None, max_body)
             keep = (bool(self.keep) and reader.done and not (reader.extra or sink.full or sink.error is not None
-                                                             or dog.expired.is_set()) and reader.alive)
+                                                             or dog.expired) and reader.alive)
             return Answer(reader.status, _headers(reader.headers), sink.body())
         except (OSError, http.client.HTTPException, ValueError, EOFError, _TooLarge, httptools.HttpParserError) as e:
             late = time.monotonic() >= deadline - 0.05

@@ -77,9 +77,10 @@ def service_proxy(api: "Api", namespace: str, service: str, port: int | str, pat
                 suspect = HttpAnswer(0, error=too_slow(timeout) if late else
                                      "the connection closed without an answer")
         else:
-            kind = suspicion(answer.status, answer.body)
+            doc = _status_doc(answer.body) if answer.status >= 400 else None     # read once, used twice
+            kind = suspicion(answer.status, answer.body, doc)
             if kind is None:
-                return evidence(answer)
+                return evidence(answer, doc=doc)
             suspect = answer
             if kind == "auth":
                 break
@@ -93,11 +94,12 @@ def service_proxy(api: "Api", namespace: str, service: str, port: int | str, pat
     return evidence(suspect, confirmed=True)
 
 
-def suspicion(status: int, body: bytes) -> str | None:
-    """Why an answer could be the API server's own failure ("auth", "transient"), or None."""
+def suspicion(status: int, body: bytes, doc: dict[str, Any] | None = None) -> str | None:
+    """Why an answer could be the API server's own failure ("auth", "transient"), or None;
+    ``doc``: the body as a ``Status``, if the caller has read it already."""
     if status < 400:
         return None
-    doc = _status_doc(body)
+    doc = doc if doc is not None else _status_doc(body)
     if doc is None:
         return None         # not a Status: only a pod writes that
     if status == 401 or (status == 403 and doc.get("reason") == "Forbidden"):
@@ -140,16 +142,16 @@ def control(api: "Api", namespace: str, service: str) -> None:
         raise
 
 
-def evidence(answer: HttpAnswer, confirmed: bool = False) -> HttpAnswer:
+def evidence(answer: HttpAnswer, confirmed: bool = False, doc: dict[str, Any] | None = None) -> HttpAnswer:
     """The answer as evidence about the student's service: a ``Status`` error body (the proxy's
     verdict, or a pod's imitation once the control request proved the server healthy) becomes
     ``error``, a short cleaned excerpt naming who said it."""
     if answer.status < 400 or answer.error is not None:
         return answer
-    doc = _status_doc(answer.body)
+    doc = doc if doc is not None else _status_doc(answer.body)
     if doc is None:
         return answer
-    said = status_message(answer.body, EXCERPT) or f"Status {answer.status}"
+    said = clean(doc.get("message") or doc.get("reason") or "", EXCERPT) or f"Status {answer.status}"
     if confirmed:       # it reads like the API server's, but the API server said otherwise
         said = f"from the service itself: {said}"
     return HttpAnswer(answer.status, answer.body, error=said, headers=answer.headers, cut=answer.cut)
