@@ -330,12 +330,16 @@ class Connections:
 
     def get(self, path: str, headers: dict[str, str], deadline: float, max_body: int, seconds: float) -> Answer:
         """The answer to ``GET path``, or ``NoAnswer``; ``seconds``: the whole limit, for messages."""
+        try:    # a request refused is sent nowhere, and costs no kept connection
+            request = _request(path, headers if self.keep else {**headers, "Connection": "close"})
+        except (ValueError, http.client.HTTPException) as e:
+            raise NoAnswer(e, False) from None
         with self._lock:
             kept = self._idle.pop() if self._idle else None
         try:
-            return self._exchange(kept, path, headers, deadline, max_body, seconds)
+            return self._exchange(kept, request, deadline, max_body, seconds)
         except _Stale:
-            return self._exchange(None, path, headers, deadline, max_body, seconds)
+            return self._exchange(None, request, deadline, max_body, seconds)
 
     def close(self) -> None:
         with self._lock:
@@ -343,8 +347,8 @@ class Connections:
         for conn in idle:
             conn.close()
 
-    def _exchange(self, kept: http.client.HTTPConnection | None, path: str, headers: dict[str, str],
-                  deadline: float, max_body: int, seconds: float) -> Answer:
+    def _exchange(self, kept: http.client.HTTPConnection | None, request: bytes, deadline: float, max_body: int,
+                  seconds: float) -> Answer:
         conn = kept
         keep = False
         reader = _Reader(max_body)
@@ -356,7 +360,6 @@ class Connections:
                 sock.shutdown(socket.SHUT_RDWR)
 
         try:
-            request = _request(path, headers if self.keep else {**headers, "Connection": "close"})
             with Watchdog(deadline, cut) as dog:
                 if conn is None:
                     conn = self._connect(max(0.01, deadline - time.monotonic()))

@@ -204,6 +204,17 @@ def test_a_target_that_would_split_the_request_is_never_sent(serve, path):
     assert server.requests == []
 
 
+def test_a_refused_target_costs_no_kept_connection(serve):
+    """One student's unsendable path does not close the connection kept for the next."""
+    server = serve(lambda n, r: (_page(b"page %d" % n), False))
+    conns = _conns(server)
+    assert _get(conns).body.data == b"page 1"
+    with pytest.raises(NoAnswer):
+        _get(conns, "/a b")
+    assert _get(conns).body.data == b"page 1"
+    assert [n for n, _ in server.requests] == [1, 1]
+
+
 def test_a_stale_kept_connection_is_replaced_once(serve):
     """The server closes a kept connection while it is idle: the next GET goes again on a new one
     and gets its answer."""
