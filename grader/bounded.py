@@ -7,7 +7,8 @@ keeps at most ``max_body`` bytes and returns by the deadline:
 
 * The answer is read from the socket in slices and parsed as it comes (llhttp, through
   ``httptools``), so nothing larger than a slice is ever buffered beyond the cap; the status line
-  and headers are bounded as http.client bounds them (64 KiB, 100 headers).
+  and headers are bounded like http.client's (100 headers; 64 KiB, which http.client allows
+  each line and the grader the whole head).
 * The grader asks for ``Accept-Encoding: identity``. A pod that compresses anyway with ``gzip``
   or ``deflate`` is unpacked incrementally with zlib's ``max_length``, so the *output* stops at
   the cap however small the input (10 GB of zeros compress to ~10 MB); any other encoding (br,
@@ -210,7 +211,7 @@ class _Stale(Exception):
 
 
 # The answer's status line and headers: http.client's bounds (a line of 64 KiB, 100 headers),
-# the first as a bound on the whole head.
+# the first as a bound on the whole head (http.client would read 100 lines of 64 KiB).
 MAX_HEAD = 64 << 10
 MAX_HEADERS = 100
 # What http.client refuses in a request target: controls and space (request splitting).
