@@ -214,6 +214,14 @@ class _Stale(Exception):
 # the first as a bound on the whole head (http.client would read 100 lines of 64 KiB).
 MAX_HEAD = 64 << 10
 MAX_HEADERS = 100
+# What llhttp refuses by default, but http.client read and HTTP lets a client read (a
+# hand-written server's answer is still the student's page): lines ended by a bare LF (RFC 9112
+# 2.2: a recipient MAY), a header folded over two lines (5.2: a user agent MUST read it as
+# spaces), a control character in a header's value (RFC 9110 5.5: MAY be kept), Content-Length
+# beside chunked (RFC 9112 6.3: chunked overrides it). llhttp's other refusals (a space before a
+# header's colon, two Content-Lengths, one that is not a number) stay refusals: no answer.
+_AS_LENIENT_AS_HTTP_CLIENT = {"lenient_optional_cr_before_lf": True, "lenient_headers": True,
+                              "lenient_chunked_length": True}
 # What http.client refuses in a request target: controls and space (request splitting).
 _BAD_TARGET = re.compile("[\x00-\x20\x7f]").search
 
@@ -372,6 +380,7 @@ class Connections:
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
                 sock.sendall(request)
                 parser = reader.parser = httptools.HttpResponseParser(reader)
+                parser.set_dangerous_leniencies(**_AS_LENIENT_AS_HTTP_CLIENT)
                 while not reader.stop():
                     if dog.expired or time.monotonic() >= deadline:
                         raise TimeoutError("timed out")

@@ -119,6 +119,22 @@ def test_a_clean_answer_keeps_its_connection(serve):
 
 
 @pytest.mark.parametrize("answer", [
+    pytest.param(b"HTTP/1.0 200 OK\nContent-Type: text/html\nContent-Length: 5\n\nhello", id="bare-lf"),
+    pytest.param(b"HTTP/1.0 200 OK\nContent-Type: text/html\n\nhello", id="bare-lf-body-to-the-end"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 5\r\n\r\nhello", id="folded-header"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 5\r\n\r\nhello", id="control-in-a-value"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", id="length-beside-chunked"),
+])
+def test_an_answer_http_client_read_is_still_read(serve, answer):
+    """A hand-written server's answer that http.client read, and HTTP lets a client read, is still
+    the student's page, not "no answer": llhttp is told to be as lenient (``bounded``)."""
+    server = serve(lambda n, r: (answer, True))
+    got = _get(_conns(server))
+    assert (got.status, got.body.data, got.body.error) == (200, b"hello", None)
+
+
+@pytest.mark.parametrize("answer", [
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx", id="connection-close"),
     pytest.param(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", id="http-1.0"),
 ])
