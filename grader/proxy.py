@@ -151,7 +151,7 @@ def evidence(answer: HttpAnswer, confirmed: bool = False, doc: dict[str, Any] | 
     doc = doc if doc is not None else _status_doc(answer.body)
     if doc is None:
         return answer
-    said = clean(doc.get("message") or doc.get("reason") or "", EXCERPT) or f"Status {answer.status}"
+    said = status_message(answer.body, EXCERPT, doc) or f"Status {answer.status}"
     if confirmed:       # it reads like the API server's, but the API server said otherwise
         said = f"from the service itself: {said}"
     return HttpAnswer(answer.status, answer.body, error=said, headers=answer.headers, cut=answer.cut)

@@ -48,10 +48,11 @@ def status_doc(body: Any) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("kind") == "Status" else None
 
 
-def status_message(body: Any, limit: int = 300) -> str | None:
+def status_message(body: Any, limit: int = 300, doc: dict[str, Any] | None = None) -> str | None:
     """The Status ``message`` (else ``reason``, else the body's start), cleaned and cut to
-    ``limit``: whoever answered chose the text (``sanitize``). None for an empty non-Status body."""
-    doc = status_doc(body)
+    ``limit``: whoever answered chose the text (``sanitize``). None for an empty non-Status body.
+    ``doc``: the body as a ``Status``, if the caller has read it already."""
+    doc = doc if doc is not None else status_doc(body)
     if doc is not None:
         return clean(doc.get("message") or doc.get("reason") or "", limit)
     if not body:
