@@ -14,10 +14,21 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-__all__ = ["RequestAttributes", "RequestRecord", "Faults", "DualServer", "self_signed_cert", "server_tls"]
+__all__ = ["RequestAttributes", "RequestRecord", "Faults", "DualServer", "end_with", "self_signed_cert", "server_tls"]
+
+
+def end_with(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """End the head a handler has begun and send it with ``body`` in one write, as Go's net/http
+    sends a small answer (kube-apiserver's, and the answers it proxies): it keeps the answer in
+    its connection's 4 KiB buffer and writes head and body together when the handler returns,
+    one TLS record. ``end_headers`` and a second write made two, and every client two reads."""
+    head = getattr(handler, "_headers_buffer", [])      # what send_response and send_header buffered
+    handler._headers_buffer = []
+    end = b"\r\n" if handler.request_version != "HTTP/0.9" else b""     # as end_headers does
+    handler.wfile.write(b"".join(head) + end + body)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .apidocs import (RawDoc, api_versions_doc, group_doc, group_list_doc, openapi_doc, resource_list_doc,
                       table_doc, version_doc)
-from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, server_tls
+from .apiport import DualServer, Faults, RequestAttributes, RequestRecord, end_with, server_tls
 from .apirequests import delete_options, forbidden, not_found_path, parse, parse_protobuf, strict_fields
 from .apistore import Admission, Store
 from .apiwatch import WatchHub, serve_watch
@@ -185,12 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             if k.lower() not in ("content-length", "content-type", "connection"):
                 self.send_header(k, v)
-        self.end_headers()
         # Recorded before the client can read the answer: a test that acts on an answer and then
         # looks at the request log must find this request in it, never after a reset of the log.
         self._record_once(code)
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        end_with(self, body if self.command != "HEAD" else b"")
         self._status = code
 
     def _record_once(self, status: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .apiport import Faults
+from .apiport import Faults, end_with
 from .apiserver import ApiServer
 from .apitypes import known_kinds, status_body
 from .controllers import Controllers
@@ -298,8 +298,6 @@ class _RouterHandler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", headers.get("Content-Type", "text/html"))
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        end_with(self, body if self.command != "HEAD" else b"")
 
     do_POST = do_PUT = do_DELETE = do_GET
