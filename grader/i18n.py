@@ -43,7 +43,10 @@ class Text:
 
 
 def clean(s: str) -> str:
-    """Remove ANSI escapes and characters that break terminals or XML 1.0."""
+    """Remove ANSI escapes and characters that break terminals or XML 1.0. Printable ASCII (most
+    names, ids and messages) has neither: an escape starts with ESC, which is not printable."""
+    if s.isascii() and s.isprintable():
+        return s
     return _UNSAFE.sub("", _ANSI.sub("", s))
 
 
