@@ -163,14 +163,14 @@ class Checks:
             raise RuntimeError("the grader ran no check")
         if namespaces and not selected and any(include(c) for s in self.specs for c in s.checks):
             raise RuntimeError("the grader collected no check of the exercises")
-        elapsed = time.monotonic() - started
+        each = (time.monotonic() - started) / max(1, len(self.specs) * len(namespaces))
         out: list[ExerciseResult] = []
         for spec in self.specs:
+            title = spec.render(spec.title)
             for ns in namespaces:
                 checks = [run.results[key] for c in spec.checks
                           if (key := (spec.id, c.id, ns)) in run.results]
-                out.append(ExerciseResult(spec.id, spec.render(spec.title), ns, checks,
-                                          duration=elapsed / max(1, len(self.specs) * len(namespaces))))
+                out.append(ExerciseResult(spec.id, title, ns, checks, duration=each))
         return out
 
 
