@@ -55,6 +55,7 @@ from grader.manifests import load_path  # noqa: E402
 from grader.cluster import EmbeddedCluster  # noqa: E402
 from grader.selftest import cases  # noqa: E402
 from grader.settings import Settings  # noqa: E402
+from reference import reference_cpu  # noqa: E402
 
 ALL = [f"ex{i}" for i in range(1, 8)]
 # ex1, ex2 and ex6 name the same Pod/Service ("hello"): with all seven, a namespace holds the
@@ -214,6 +215,7 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace, outs: Pat
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         runs = []
         for r in range(args.runs):
+            ref = reference_cpu()       # the machine's speed right now (bench/reference.py)
             out = outs / f"{'-'.join(exercises)}-{n}-run{r}"
             cluster.server.reset_requests()
             cmd = [sys.executable, "-m", "grader", *exercises, "--namespace-pattern", "student-*", "--out", str(out),
@@ -236,11 +238,11 @@ def bench_size(exercises: list[str], n: int, args: argparse.Namespace, outs: Pat
                 raise SystemExit(f"grader exited {code1} on one namespace:\n{printed1}")
             each = 1000 * (cpu - cpu1) / ((n - 1) * len(exercises)) if n > 1 else float("nan")
             runs.append({"wall": wall, "cpu": cpu, "sys": system, "rss": rss, "api": api, "proxy": probes, "checks": checks,
-                         "one": cpu1, "each": each})
+                         "one": cpu1, "each": each, "ref": ref})
             print(f"  run {r + 1}: wall {wall:.2f}s, CPU {cpu:.2f}s ({1000 * cpu / (n * len(exercises)):.2f} ms per "
                   f"namespace per exercise; one namespace alone {cpu1:.2f}s, so {each:.2f} ms for each further one), "
                   f"peak RSS {rss:.0f} MB, API requests {api} (+{probes} service-proxy "
-                  f"probes), {checks} checks; {printed.strip().splitlines()[-1] if printed.strip() else ''}",
+                  f"probes), {checks} checks; reference workload {ref:.2f}s; {printed.strip().splitlines()[-1] if printed.strip() else ''}",
                   flush=True)
             # kept until the benchmark ends (see --out-root)
         cluster.server.faults.latency = args.latency_ms / 1000
@@ -280,8 +282,9 @@ def table(rows: list[dict[str, Any]], latency: float) -> str:
     head = ("| exercises | namespaces | checks | API requests (+proxy probes) | wall s min/med/max | "
             "CPU s min/med/max (of which system, med) | CPU ms per ns per exercise (med) | "
             "one ns alone: CPU s (med) | each further ns: CPU ms per exercise min/med/max | peak RSS MB min/med/max | "
-            "kubectl per check (extrapolated) | ratio | grade -n per student (extrapolated) | ratio |")
-    lines = [head, "|" + "---|" * 14]
+            "kubectl per check (extrapolated) | ratio | grade -n per student (extrapolated) | ratio | "
+            "reference workload CPU s min/med/max |")
+    lines = [head, "|" + "---|" * 15]
     for row in rows:
         runs = row["runs"]
         ex_count = len(row["exercises"].split(","))
@@ -295,8 +298,11 @@ def table(rows: list[dict[str, Any]], latency: float) -> str:
             f"{1000 * statistics.median(r['cpu'] for r in runs) / (row['n'] * ex_count):.2f} | "
             f"{statistics.median(r['one'] for r in runs):.2f} | {spread([r['each'] for r in runs])} | "
             f"{spread([r['rss'] for r in runs], '{:.0f}')} | {kubectl_n:,.0f} s ({k_calls} calls on {k_n} ns: {k_s:.1f} s) | "
-            f"{row['ratio_kubectl']:.0f}× | {student_n:,.0f} s ({g_n} runs: {g_s:.1f} s) | {row['ratio_student']:.0f}× |")
-    return "\n".join(lines) + f"\n\n({latency:g} ms added to every API request; ratios use the median wall.)"
+            f"{row['ratio_kubectl']:.0f}× | {student_n:,.0f} s ({g_n} runs: {g_s:.1f} s) | {row['ratio_student']:.0f}× | "
+            f"{spread([r['ref'] for r in runs])} |")
+    return "\n".join(lines) + (f"\n\n({latency:g} ms added to every API request; ratios use the median wall; the "
+                                "reference workload (bench/reference.py), run before each graded run, shows how fast "
+                                "the machine was at the time.)")
 
 
 def compile_like_an_install() -> None:
