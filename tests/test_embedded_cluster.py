@@ -158,6 +158,33 @@ def test_auth_401_403(ec, kcfg, tmp_path):
     assert e.value.status == 401 and status_of(e.value)["reason"] == "Unauthorized"
 
 
+def test_an_answer_comes_in_one_tls_record_as_from_a_go_server(apis, ns):
+    """kube-apiserver (Go net/http) writes a small answer's head and body together: one TLS
+    record, read whole by one ``recv``. The embedded server wrote them apart, which made every
+    client (and the benchmarks) read twice."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+    cfg = apis.configuration
+    url = urlsplit(cfg.host)
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    ctx.check_hostname = False
+    headers = {}
+    apis.update_params_for_auth(headers, [], ["BearerToken"], "/", "GET", None)
+    request = (f"GET /api/v1/namespaces/{ns} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+               f"Authorization: {headers['authorization']}\r\nAccept: application/json\r\n\r\n").encode()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=url.hostname) as tls:
+        tls.sendall(request)
+        first = tls.recv(65536)
+    head, sep, body = first.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and sep, first[:200]
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    assert len(body) == length > 0
+    assert json.loads(body)["metadata"]["name"] == ns
+
+
 # --- workloads -------------------------------------------------------------------------------
 def test_pod_runs_and_failures(ec, core, ns):
     core.create_namespaced_pod(ns, pod("good"))
