@@ -5,9 +5,12 @@ import base64
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -162,13 +165,9 @@ def test_an_answer_comes_in_one_tls_record_as_from_a_go_server(apis, ns):
     """kube-apiserver (Go net/http) writes a small answer's head and body together: one TLS
     record, read whole by one ``recv``. The embedded server wrote them apart, which made every
     client (and the benchmarks) read twice."""
-    import socket
-    import ssl
-    from urllib.parse import urlsplit
     cfg = apis.configuration
     url = urlsplit(cfg.host)
     ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-    ctx.check_hostname = False
     headers = {}
     apis.update_params_for_auth(headers, [], ["BearerToken"], "/", "GET", None)
     request = (f"GET /api/v1/namespaces/{ns} HTTP/1.1\r\nHost: {url.netloc}\r\n"
