@@ -8,12 +8,14 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomic", "write_atomic_dirs", "write_atomic_many"]
+__all__ = ["sweep_stale", "write_atomic", "write_atomic_dirs", "write_atomic_many"]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
@@ -120,6 +122,51 @@ def write_atomic_dirs(root: Path, dirs: list[tuple[str, list[tuple[str, bytes | 
             pass
         finally:
             os.close(root_fd)
+
+
+# What a writer killed mid-chunk (SIGKILL, a power cut) leaves in DIR: a staged directory or a
+# temp file, each named by this module. Either lives for one chunk's write, seconds: one older
+# than this is no live writer's, whichever host or process made it.
+STALE_AFTER = 600.0
+_STAGED_NAME = re.compile(r"\..+\.\d+-\d+\.tmp")
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")      # tempfile.mkstemp's 8 random characters
+_REPORT_NAME = re.compile(r"[^/]+\.xml|results\.json")
+
+
+def sweep_stale(root: Path, older_than: float = STALE_AFTER, now: float | None = None) -> list[str]:
+    """Remove what an interrupted writer left directly in ``root``, older than ``older_than``
+    seconds: staged directories holding only report files (anything else in one, and it stays)
+    and temp files, named as this module names them. Nothing else is touched, and a failure
+    leaves the entry as it was. Returns the names removed."""
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if now - st.st_mtime < older_than:
+                continue
+            if stat.S_ISDIR(st.st_mode) and _STAGED_NAME.fullmatch(name):
+                inside = list(os.scandir(entry.path))
+                if not all(_REPORT_NAME.fullmatch(f.name) and f.is_file(follow_symlinks=False) for f in inside):
+                    continue
+                for f in inside:
+                    os.unlink(f.path)
+                os.rmdir(entry.path)
+            elif stat.S_ISREG(st.st_mode) and _TEMP_NAME.fullmatch(name):
+                os.unlink(entry.path)
+            else:
+                continue
+            removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 def _existing_dir(root: Path, name: str) -> bool:

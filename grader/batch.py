@@ -39,7 +39,7 @@ from .classpage import render_class_page
 from .junit import render_junit
 from .kube import Api
 from .lms import write_round_trip
-from .reports import gradebook_csv, gradescope_json, write_atomic, write_atomic_dirs
+from .reports import gradebook_csv, gradescope_json, sweep_stale, write_atomic, write_atomic_dirs
 from .results import CheckResult, ExerciseResult, Outcome, RunResult, Visibility
 from .roster import Roster
 from .runner import collect
@@ -318,6 +318,7 @@ def grade_batch(api: Api, settings: Settings, specs: list[ExerciseSpec], namespa
     lang = settings.lang
     exercises = [s.id for s in specs]
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_stale(out_dir)        # what a batch killed mid-write left (kill -9: no clean-up ran)
     skipped = [ns for ns in namespaces if complete(out_dir, ns, exercises)] if resume else []
     todo = [ns for ns in namespaces if ns not in set(skipped)]
     by_ns = _earlier(out_dir, set(todo))            # earlier runs, incl. the skipped namespaces

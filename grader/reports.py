@@ -29,7 +29,7 @@ import io
 import math
 from typing import Any, Callable, TypeVar
 
-from .atomic import write_atomic, write_atomic_dirs, write_atomic_many
+from .atomic import sweep_stale, write_atomic, write_atomic_dirs, write_atomic_many
 from .i18n import Text, clean
 from .results import CheckResult, ExerciseResult, Outcome, Visibility
 
@@ -41,6 +41,7 @@ __all__ = [
     "gradescope_json",
     "render_console",
     "to_json",
+    "sweep_stale",
     "write_atomic",
     "write_atomic_dirs",
     "write_atomic_many",

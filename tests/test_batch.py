@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import secrets
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -252,6 +254,19 @@ def test_resume_skips_complete_namespaces_and_regrades_the_rest(capsys, kubeconf
     code, printed = _batch(capsys, kubeconfig, three[:1], out, "--resume")
     assert "graded 0 namespace(s)" in printed and code == 0
     assert set(_gradebook(out)) == set(three), "namespaces of earlier runs stay in the gradebook"
+
+
+def test_a_batch_sweeps_what_a_killed_batch_left_in_out(capsys, kubeconfig, three, tmp_path):
+    from tests.test_report_writes import killed_writer_leftovers
+    out = tmp_path / "out"
+    out.mkdir()
+    left = killed_writer_leftovers(out)
+    assert len(left) == 2
+    old = time.time() - 3600
+    for name in left:
+        os.utime(out / name, (old, old))
+    _batch(capsys, kubeconfig, three[:1], out)
+    assert sorted(os.listdir(out)) == sorted([three[0], "gradebook.csv", "index.html"])
 
 
 def test_manifests_out_writes_the_batch_layout(capsys, tmp_path):

@@ -1,15 +1,20 @@
 """Batch report writing: a chunk's namespace directories appear whole, existing files are
 replaced in order and keep their mode, names that are not plain directories are refused, and an
-interrupted write leaves neither staged directories nor temp files."""
+interrupted write leaves neither staged directories nor temp files, and what a killed writer
+left is swept once it is old."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import grader.atomic
-from grader.reports import write_atomic_dirs, write_atomic_many
+from grader.reports import sweep_stale, write_atomic_dirs, write_atomic_many
 
 
 def _names(d: Path) -> list[str]:
@@ -79,3 +84,47 @@ def test_several_files_of_one_directory(tmp_path):
     write_atomic_many(tmp_path, [("a", "1"), ("b", b"2")])
     assert [p.read_text() for p in sorted(tmp_path.iterdir())] == ["1", "2"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+# A writer killed with SIGKILL at the worst moment: after its files are written, before any rename.
+_KILLED_WRITER = r"""
+import os, signal, sys
+from pathlib import Path
+import grader.atomic as atomic
+die = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+root = Path(sys.argv[1])
+if sys.argv[2] == "staged":
+    atomic._SYNCFS = die
+    atomic.write_atomic_dirs(root, [("alice", [("ex1.xml", "<testsuites/>"), ("results.json", "{}")])])
+else:
+    os.fsync = die
+    atomic.write_atomic(root / "gradebook.csv", "namespace,score")
+"""
+
+
+def killed_writer_leftovers(root: Path) -> list[str]:
+    """Run the real writer in a child and kill it mid-write: what it leaves in ``root``."""
+    for stage in ("staged", "temp"):
+        child = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(root), stage],
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert child.returncode == -signal.SIGKILL
+    return sorted(os.listdir(root))
+
+
+def test_what_a_killed_writer_left_is_swept_once_it_is_old_and_nothing_else(tmp_path):
+    (tmp_path / "bob").mkdir()
+    (tmp_path / ".notes.tmp").write_text("the instructor's")        # hidden, .tmp, not named as we name ours
+    mixed = tmp_path / ".carol.123-0.tmp"                             # named like ours, holding a file of someone else
+    mixed.mkdir()
+    (mixed / "theirs.txt").write_text("x")
+    left = killed_writer_leftovers(tmp_path)
+    ours = [n for n in left if n not in ("bob", ".notes.tmp", ".carol.123-0.tmp")]
+    assert len(ours) == 2 and ours[0].startswith(".alice.") and ours[1].startswith(".gradebook.csv."), left
+    old = time.time() - 3600
+    for name in (".notes.tmp", ".carol.123-0.tmp"):
+        os.utime(tmp_path / name, (old, old))
+
+    assert sweep_stale(tmp_path) == []                                # fresh: maybe a live writer's
+    assert sorted(sweep_stale(tmp_path, now=time.time() + 601)) == ours
+    assert sorted(os.listdir(tmp_path)) == [".carol.123-0.tmp", ".notes.tmp", "bob"]
+    assert (mixed / "theirs.txt").read_text() == "x"
