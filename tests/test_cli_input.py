@@ -151,23 +151,27 @@ def test_junit_creates_missing_parent_directories(kubeconfig, fresh_ns, tmp_path
     assert not [p for p in path.parent.iterdir() if p.name != "ex1.xml"]  # no write-check leftovers
 
 
-def _folder_becomes_a_file_while_grading(folder: Path, *args: str) -> tuple[int, str, str]:
-    """Run ``grade ex1 --wait 5 ARGS`` (the empty namespace keeps it re-observing for 5 s), wait
-    until the write check has made ``folder`` and left it empty, then replace the folder with a
-    regular file while the run is still grading; (exit code, stdout, stderr)."""
+def _folder_becomes_a_file_while_grading(folder: Path, cluster, namespace: str, *args: str) -> tuple[int, str, str]:
+    """Run ``grade ex1 -n NAMESPACE --wait 5 ARGS`` (the empty namespace keeps it re-observing for
+    5 s), wait until it is grading with ``folder`` made and empty, then replace the folder with a
+    regular file while the run is still grading; (exit code, stdout, stderr).
+
+    "Grading" is told by the cluster's request log: the write check (mkdir, then a probe file made
+    and removed) runs before the grader's first request, so once the cluster has seen a request
+    for the namespace the probe file is gone. Seeing the folder empty is not enough: between the
+    mkdir and the probe file it is empty too, and a loaded machine can stretch that moment."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "--wait", "5", "--lang", "en", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "ex1", "-n", namespace, "--wait", "5", "--lang", "en",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
 
-        def created_and_checked() -> bool:  # the folder is there and the write check's file gone
-            return folder.is_dir() and not any(folder.iterdir())
-        while not created_and_checked() and proc.poll() is None and time.monotonic() < deadline:
+        def grading() -> bool:
+            return any(f"/namespaces/{namespace}" in r.path for r in cluster.server.requests)
+        while not grading() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert created_and_checked(), "the check before grading creates the folder"
-        time.sleep(0.5)  # the write check follows mkdir within microseconds; grading lasts 5 s
-        assert created_and_checked()
+        assert grading(), f"the grader never asked about {namespace} (exit {proc.poll()})"
+        assert folder.is_dir() and not any(folder.iterdir()), "the check before grading creates the folder, empty"
         assert proc.poll() is None, "still grading"
         folder.rmdir()
         folder.write_text("now a file\n")
@@ -178,11 +182,12 @@ def _folder_becomes_a_file_while_grading(folder: Path, *args: str) -> tuple[int,
     return proc.returncode, out, err
 
 
-def test_the_console_report_is_printed_when_junit_cannot_be_written_after_grading(kubeconfig, fresh_ns, tmp_path):
+def test_the_console_report_is_printed_when_junit_cannot_be_written_after_grading(cluster, kubeconfig, fresh_ns,
+                                                                                 tmp_path):
     """The reports folder is replaced by a file while grading (the run re-observes failing checks
     for 5 s): the student still sees the grade, stderr says the file was not written, exit 3."""
     reports = tmp_path / "reports"
-    code, out, err = _folder_becomes_a_file_while_grading(reports, "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
+    code, out, err = _folder_becomes_a_file_while_grading(reports, cluster, fresh_ns, "--kubeconfig", str(kubeconfig),
                                                           "--junit", str(reports / "r.xml"))
     assert code == 3, out + err
     assert "Score: 0/10" in out and out.count("FAIL") == 5
@@ -191,11 +196,11 @@ def test_the_console_report_is_printed_when_junit_cannot_be_written_after_gradin
     assert "the grade is the one shown above" in line
 
 
-def test_a_batch_that_cannot_write_its_reports_after_grading_says_which_file(kubeconfig, fresh_ns, tmp_path):
+def test_a_batch_that_cannot_write_its_reports_after_grading_says_which_file(cluster, kubeconfig, fresh_ns, tmp_path):
     """--out's folder replaced by a file during a 5 s batch: one line naming the file, exit 3
     (not an internal error)."""
     out = tmp_path / "out"
-    code, _, err = _folder_becomes_a_file_while_grading(out, "--kubeconfig", str(kubeconfig), "-n", fresh_ns,
+    code, _, err = _folder_becomes_a_file_while_grading(out, cluster, fresh_ns, "--kubeconfig", str(kubeconfig),
                                                         "--quiet", "--out", str(out))
     assert code == 3, err
     (line,) = _lines(err)
