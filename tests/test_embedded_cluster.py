@@ -161,6 +161,16 @@ def test_auth_401_403(ec, kcfg, tmp_path):
     assert e.value.status == 401 and status_of(e.value)["reason"] == "Unauthorized"
 
 
+def test_a_kubeconfig_written_over_an_old_one_is_its_owners_only_and_leaves_no_temp_file(ec, tmp_path):
+    path = tmp_path / "kc"
+    path.write_text("an old one")
+    path.chmod(0o644)
+    assert ec.write_kubeconfig(path, namespace="student") == path
+    assert path.stat().st_mode & 0o777 == 0o600             # it holds a token
+    assert config.new_client_from_config(config_file=str(path)).configuration.host.startswith("http")
+    assert os.listdir(tmp_path) == ["kc"]                    # no temp file left beside it
+
+
 def test_an_answer_comes_in_one_tls_record_as_from_a_go_server(apis, ns):
     """kube-apiserver (Go net/http) writes a small answer's head and body together: one TLS
     record, read whole by one ``recv``. The embedded server wrote them apart, which made every

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pathlib
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -143,8 +145,16 @@ class EmbeddedCluster:
             "current-context": context,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        path.chmod(0o600)
+        # whole or not at all, and never readable by others (it holds a token): a kubectl started
+        # the moment the file appears must not read half of it
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(yaml.safe_dump(doc, sort_keys=False))
+            os.replace(tmp, path)
+        except BaseException:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     def _call(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
