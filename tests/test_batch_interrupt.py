@@ -44,7 +44,8 @@ def classroom(tmp_path_factory):
 
 
 def _start(kubeconfig: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_BATCH_CHUNK": str(CHUNK), "LANG": "C.UTF-8"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADER_BATCH_CHUNK": str(CHUNK), "LANG": "C.UTF-8",
+           "PYTHONFAULTHANDLER": "1"}     # SIGABRT then prints every thread's stack (see _interrupt)
     return subprocess.Popen([sys.executable, "-m", "grader", "ex2", "--namespace-pattern", "student-*",
                              "--kubeconfig", str(kubeconfig), "--out", str(out), "--wait", "0", "--quiet",
                              "--lang", "en", *extra],
@@ -94,7 +95,12 @@ def _interrupt(cluster, kubeconfig: Path, out: Path, sig: int) -> int:
             time.sleep(0.01)
         proc.send_signal(sig)
         gate.set()
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:   # say where it hangs: one CI run saw it, no loaded run since
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"the batch did not end within 60 s of the signal; its threads:\n{err}")
     finally:
         gate.set()
         cluster.server.faults.match = None
