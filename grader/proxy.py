@@ -55,6 +55,8 @@ VERDICTS = ("no endpoints available for service", "error trying to reach service
 CONTROL_PORT = "grader-control-probe"
 EXCERPT = 120
 _BASE, _CAP = 0.05, 0.5     # backoff between attempts: many fit in 5 s, so a flaky server rarely exhausts them
+# ``doc`` not given: the body is read here. None given means the caller read it and it is no Status.
+_UNREAD: Any = object()
 
 
 def service_proxy(api: "Api", namespace: str, service: str, port: int | str, path: str = "/",
@@ -94,12 +96,12 @@ def service_proxy(api: "Api", namespace: str, service: str, port: int | str, pat
     return evidence(suspect, confirmed=True)
 
 
-def suspicion(status: int, body: bytes, doc: dict[str, Any] | None = None) -> str | None:
+def suspicion(status: int, body: bytes, doc: dict[str, Any] | None = _UNREAD) -> str | None:
     """Why an answer could be the API server's own failure ("auth", "transient"), or None;
-    ``doc``: the body as a ``Status``, if the caller has read it already."""
+    ``doc``: the body as a ``Status`` (None: not one), if the caller has read it already."""
     if status < 400:
         return None
-    doc = doc if doc is not None else _status_doc(body)
+    doc = _status_doc(body) if doc is _UNREAD else doc
     if doc is None:
         return None         # not a Status: only a pod writes that
     if status == 401 or (status == 403 and doc.get("reason") == "Forbidden"):
@@ -142,13 +144,13 @@ def control(api: "Api", namespace: str, service: str) -> None:
         raise
 
 
-def evidence(answer: HttpAnswer, confirmed: bool = False, doc: dict[str, Any] | None = None) -> HttpAnswer:
+def evidence(answer: HttpAnswer, confirmed: bool = False, doc: dict[str, Any] | None = _UNREAD) -> HttpAnswer:
     """The answer as evidence about the student's service: a ``Status`` error body (the proxy's
     verdict, or a pod's imitation once the control request proved the server healthy) becomes
     ``error``, a short cleaned excerpt naming who said it."""
     if answer.status < 400 or answer.error is not None:
         return answer
-    doc = doc if doc is not None else _status_doc(answer.body)
+    doc = _status_doc(answer.body) if doc is _UNREAD else doc
     if doc is None:
         return answer
     said = status_message(answer.body, EXCERPT, doc) or f"Status {answer.status}"
